@@ -1,0 +1,89 @@
+//! The command line: clap types here, one file per subcommand. Exit codes: 0 success,
+//! 1 the operation failed, 2 bad arguments or config.
+
+mod migrate;
+mod serve;
+mod tenant;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{config::Settings, error::Error, telemetry};
+
+/// silo: a database-per-tenant router for multi-tenant SaaS backends.
+#[derive(Debug, Parser)]
+#[command(name = "silo", version)]
+pub struct Cli {
+    /// Config file (default: ./config.toml when present).
+    #[arg(long, global = true, env = "SILO_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the tenant API (http.listen) and, when admin.token is set, the admin API.
+    Serve,
+    /// Create, inspect, suspend, resume and delete tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: tenant::TenantCommand,
+    },
+    /// Roll pending tenant migrations out to every tenant database (or a target group first).
+    Migrate(migrate::MigrateArgs),
+}
+
+/// How a command ended.
+pub enum Outcome {
+    Success,
+    Failed,
+}
+
+/// What the binary runs.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("silo: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("silo: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(settings).await,
+            Command::Tenant { command } => tenant::run(settings, command).await,
+            Command::Migrate(args) => migrate::run(settings, args).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("silo: {}", describe(&error));
+            ExitCode::from(if error.is_bad_input() { 2 } else { 1 })
+        }
+    }
+}
+
+/// One line for a person, with the failing fields or the whole cause chain.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::Validation { message, .. } => message.clone(),
+        Error::Internal(cause) => format!("{cause:#}"),
+        other => other.to_string(),
+    }
+}

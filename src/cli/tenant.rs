@@ -1,0 +1,158 @@
+//! `silo tenant create | list | show | suspend | resume | delete`. Tenants print as JSON on
+//! stdout (the admin API's shape), lists as a table; messages go to stderr.
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::{
+    config::Settings,
+    control::{self, IfExists, Owner, ProvisionRequest},
+    error::{Error, Result},
+    state::AppState,
+    tenant::TenantRecord,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Provision a tenant: registry row, database, migrations, plan seed, owner. Running it
+    /// again for a tenant left in `provisioning` by a failed run finishes the job.
+    Create(CreateArgs),
+    /// List every tenant, oldest first.
+    List,
+    /// Show one tenant.
+    Show { slug: String },
+    /// Suspend a tenant: its requests get 403 tenant_suspended.
+    Suspend { slug: String },
+    /// Resume a suspended tenant.
+    Resume { slug: String },
+    /// Delete a tenant and its database. Irreversible.
+    Delete {
+        slug: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// 3-63 characters of a-z, 0-9 and -, starting with a letter.
+    slug: String,
+    /// Display name (default: the slug).
+    #[arg(long)]
+    name: Option<String>,
+    /// A plan under tenant_templates/ (default: free).
+    #[arg(long)]
+    plan: Option<String>,
+    /// The server for its database (default: the one with the fewest tenants).
+    #[arg(long)]
+    server: Option<String>,
+    /// A custom domain; repeat for several.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    domains: Vec<String>,
+    /// Email of the first owner; the password is read from stdin.
+    #[arg(long, requires = "owner_password_stdin")]
+    owner_email: Option<String>,
+    /// Read the owner's password from the first line of stdin.
+    #[arg(long, requires = "owner_email")]
+    owner_password_stdin: bool,
+}
+
+pub async fn run(settings: Settings, command: TenantCommand) -> Result<Outcome> {
+    if let TenantCommand::Delete { yes: false, slug } = &command {
+        return Err(Error::BadRequest(format!(
+            "deleting {slug} removes its database for good; add --yes"
+        )));
+    }
+    let owner_password = match &command {
+        TenantCommand::Create(args) if args.owner_password_stdin => Some(read_password()?),
+        _ => None,
+    };
+    let state = AppState::build(settings).await?;
+    let result = execute(&state, command, owner_password).await;
+    state.close().await;
+    result
+}
+
+async fn execute(
+    state: &AppState,
+    command: TenantCommand,
+    owner_password: Option<String>,
+) -> Result<Outcome> {
+    match command {
+        TenantCommand::Create(args) => {
+            let owner = args.owner_email.map(|email| Owner {
+                email,
+                password: owner_password.unwrap_or_default(),
+            });
+            let request = ProvisionRequest {
+                slug: args.slug,
+                name: args.name,
+                plan: args.plan,
+                server: args.server,
+                domains: args.domains,
+                owner,
+            };
+            print_tenant(&control::provision(state, request, IfExists::FinishProvisioning).await?);
+        }
+        TenantCommand::List => print_table(&all(state).await?),
+        TenantCommand::Show { slug } => print_tenant(&control::find(state, &slug).await?),
+        TenantCommand::Suspend { slug } => print_tenant(&control::suspend(state, &slug).await?),
+        TenantCommand::Resume { slug } => print_tenant(&control::resume(state, &slug).await?),
+        TenantCommand::Delete { slug, .. } => {
+            control::delete(state, &slug).await?;
+            eprintln!("deleted {slug}");
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn read_password() -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("owner password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::BadRequest(format!("reading the password from stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn all(state: &AppState) -> Result<Vec<TenantRecord>> {
+    let mut tenants = Vec::new();
+    let mut after = None;
+    loop {
+        let page = control::list(state, None, after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() == 100;
+        tenants.extend(page);
+        if !full {
+            break;
+        }
+    }
+    Ok(tenants)
+}
+
+fn print_tenant(tenant: &TenantRecord) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(tenant).unwrap_or_default()
+    );
+}
+
+fn print_table(tenants: &[TenantRecord]) {
+    println!(
+        "{:<24} {:<18} {:<8} {:<10} {:>7}  ID",
+        "SLUG", "STATUS", "PLAN", "SERVER", "SCHEMA"
+    );
+    for t in tenants {
+        println!(
+            "{:<24} {:<18} {:<8} {:<10} {:>7}  {}",
+            t.slug, t.status, t.plan, t.server, t.schema_version, t.id
+        );
+    }
+}

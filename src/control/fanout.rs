@@ -1,0 +1,224 @@
+//! The migration fan-out: bring every tenant database (or a target group, for a canary
+//! rollout) to the current tenant schema, a bounded number at a time. One tenant's failure
+//! marks only that tenant `migration_failed`; the rest go on, and a re-run resumes. The report
+//! says what happened to each tenant, also when some failed.
+
+use std::collections::BTreeMap;
+
+use futures::{stream, StreamExt};
+use serde::Serialize;
+
+use super::{lifecycle, storage};
+use crate::{
+    error::{Error, Result},
+    schema,
+    state::AppState,
+    tenant::{Status, TenantId, TenantRecord},
+};
+
+#[derive(Debug, Clone)]
+pub struct FanoutOptions {
+    /// Tenant databases migrated at once.
+    pub concurrency: usize,
+    /// A target group of slugs (canary); empty means every tenant.
+    pub tenants: Vec<String>,
+    /// Only report what would be migrated.
+    pub dry_run: bool,
+}
+
+/// What happened to one tenant.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TenantOutcome {
+    Migrated {
+        slug: String,
+        from: i64,
+        to: i64,
+    },
+    UpToDate {
+        slug: String,
+        version: i64,
+    },
+    WouldMigrate {
+        slug: String,
+        from: i64,
+        to: i64,
+    },
+    Skipped {
+        slug: String,
+        status: Status,
+    },
+    Failed {
+        slug: String,
+        version: i64,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    pub target_version: i64,
+    pub outcomes: Vec<TenantOutcome>,
+}
+
+impl FanoutReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, TenantOutcome::Failed { .. }))
+            .count()
+    }
+}
+
+/// `{target_version, tenants_by_version, failed}` as `GET /admin/v1/migrations/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    pub target_version: i64,
+    pub tenants_by_version: BTreeMap<String, u64>,
+    pub failed: Vec<FailedTenant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedTenant {
+    pub slug: String,
+    pub version: i64,
+    pub error: String,
+}
+
+pub async fn migrate(
+    state: &AppState,
+    options: &FanoutOptions,
+    on_outcome: impl Fn(&TenantOutcome),
+) -> Result<FanoutReport> {
+    let target = schema::tenant_target_version();
+    let tenants =
+        if options.tenants.is_empty() {
+            all_tenants(state).await?
+        } else {
+            let mut chosen = Vec::new();
+            for slug in &options.tenants {
+                chosen.push(lifecycle::find(state, slug).await.map_err(|_| {
+                    Error::field("tenant", format!("no tenant with slug {slug:?}"))
+                })?);
+            }
+            chosen
+        };
+    let outcomes: Vec<TenantOutcome> = stream::iter(tenants)
+        .map(|tenant| async move { migrate_one(state, tenant, target, options.dry_run).await })
+        .buffer_unordered(options.concurrency.max(1))
+        .inspect(|outcome| on_outcome(outcome))
+        .collect()
+        .await;
+    Ok(FanoutReport {
+        target_version: target,
+        outcomes,
+    })
+}
+
+async fn migrate_one(
+    state: &AppState,
+    tenant: TenantRecord,
+    target: i64,
+    dry_run: bool,
+) -> TenantOutcome {
+    let slug = tenant.slug.to_string();
+    if matches!(tenant.status, Status::Provisioning | Status::Deleting) {
+        return TenantOutcome::Skipped {
+            slug,
+            status: tenant.status,
+        };
+    }
+    let from = tenant.schema_version;
+    if from >= target && tenant.status != Status::MigrationFailed {
+        return TenantOutcome::UpToDate {
+            slug,
+            version: from,
+        };
+    }
+    if dry_run {
+        return TenantOutcome::WouldMigrate {
+            slug,
+            from,
+            to: target,
+        };
+    }
+    // A suspended tenant stays suspended; others serve 503 for the moment they migrate.
+    let after = if tenant.status == Status::Suspended {
+        Status::Suspended
+    } else {
+        Status::Active
+    };
+    let result = async {
+        if after == Status::Active {
+            state
+                .registry
+                .set_status(&tenant, Status::Migrating, None)
+                .await?;
+        }
+        let pool = storage::connect(state, &tenant).await?;
+        let migrated = schema::migrate_tenant(&pool).await;
+        pool.close().await;
+        let version = migrated.map_err(anyhow::Error::from)?;
+        state.registry.set_schema_version(&tenant, version).await?;
+        state.registry.set_status(&tenant, after, None).await?;
+        Result::<i64>::Ok(version)
+    }
+    .await;
+    match result {
+        Ok(to) => TenantOutcome::Migrated { slug, from, to },
+        Err(error) => {
+            let error = error.to_string();
+            if let Err(e) = state
+                .registry
+                .set_status(&tenant, Status::MigrationFailed, Some(&error))
+                .await
+            {
+                tracing::error!(tenant = %slug, error = %e, "could not record a failed migration");
+            }
+            tracing::error!(tenant = %slug, %error, "tenant migration failed");
+            TenantOutcome::Failed {
+                slug,
+                version: from,
+                error,
+            }
+        }
+    }
+}
+
+pub async fn migration_status(state: &AppState) -> Result<MigrationStatus> {
+    let mut status = MigrationStatus {
+        target_version: schema::tenant_target_version(),
+        tenants_by_version: BTreeMap::new(),
+        failed: Vec::new(),
+    };
+    for tenant in all_tenants(state).await? {
+        *status
+            .tenants_by_version
+            .entry(tenant.schema_version.to_string())
+            .or_default() += 1;
+        if tenant.status == Status::MigrationFailed {
+            status.failed.push(FailedTenant {
+                slug: tenant.slug.to_string(),
+                version: tenant.schema_version,
+                error: tenant.last_error.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(status)
+}
+
+async fn all_tenants(state: &AppState) -> Result<Vec<TenantRecord>> {
+    let mut all = Vec::new();
+    let mut after: Option<TenantId> = None;
+    loop {
+        let page = state.registry.list(None, after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() == 100;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    Ok(all)
+}

@@ -1,0 +1,90 @@
+//! A tenant's life after provisioning: look up, list, suspend, resume, domains, delete. Each
+//! registry write evicts this router's cache at once; other routers notice within the TTL.
+
+use super::storage;
+use crate::{
+    error::{Error, Result},
+    state::AppState,
+    tenant::{Domain, Slug, Status, TenantId, TenantRecord},
+};
+
+/// The tenant with this slug, straight from the registry; `404 not_found` otherwise.
+pub async fn find(state: &AppState, slug: &str) -> Result<TenantRecord> {
+    let slug = Slug::parse_shape(slug).map_err(|_| Error::not_found("tenant"))?;
+    state
+        .registry
+        .load(&slug)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant"))
+}
+
+pub async fn list(
+    state: &AppState,
+    status: Option<Status>,
+    after: Option<TenantId>,
+    limit: u32,
+) -> Result<Vec<TenantRecord>> {
+    state.registry.list(status, after, limit).await
+}
+
+pub async fn suspend(state: &AppState, slug: &str) -> Result<TenantRecord> {
+    transition(state, slug, Status::Active, Status::Suspended).await
+}
+
+pub async fn resume(state: &AppState, slug: &str) -> Result<TenantRecord> {
+    transition(state, slug, Status::Suspended, Status::Active).await
+}
+
+/// Moves `from` -> `to`; already at `to` is a no-op; any other state is `409 conflict`.
+async fn transition(
+    state: &AppState,
+    slug: &str,
+    from: Status,
+    to: Status,
+) -> Result<TenantRecord> {
+    let tenant = find(state, slug).await?;
+    if tenant.status == to {
+        return Ok(tenant);
+    }
+    if tenant.status != from {
+        return Err(Error::Conflict(format!(
+            "the tenant is {}, not {from}",
+            tenant.status
+        )));
+    }
+    state.registry.set_status(&tenant, to, None).await?;
+    tracing::info!(tenant = %tenant.slug, status = %to, "tenant status changed");
+    find(state, slug).await
+}
+
+pub async fn add_domain(state: &AppState, slug: &str, domain: &str) -> Result<TenantRecord> {
+    let tenant = find(state, slug).await?;
+    let domain = Domain::parse(domain, &state.settings.resolve.base_domain)
+        .map_err(|m| Error::field("domain", m))?;
+    state.registry.add_domain(&tenant, domain.as_str()).await?;
+    find(state, slug).await
+}
+
+pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result<()> {
+    let tenant = find(state, slug).await?;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if !state.registry.remove_domain(&tenant, &domain).await? {
+        return Err(Error::not_found("domain"));
+    }
+    Ok(())
+}
+
+/// Marks the tenant `deleting` (requests get 404 from now on), closes its pool, removes its
+/// database, then its registry row. A failure part-way leaves `deleting`; deleting again finishes.
+pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
+    let tenant = find(state, slug).await?;
+    state
+        .registry
+        .set_status(&tenant, Status::Deleting, None)
+        .await?;
+    state.pools.evict(tenant.id).await;
+    storage::drop_database(state, &tenant).await?;
+    state.registry.delete(&tenant).await?;
+    tracing::info!(tenant = %tenant.slug, id = %tenant.id, "tenant deleted");
+    Ok(())
+}

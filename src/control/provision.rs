@@ -1,0 +1,247 @@
+//! Provisioning, the one routine behind `silo tenant create`, `POST /admin/v1/tenants` and
+//! `scripts/provision-tenant.sh`: validate -> registry row `provisioning` -> database -> tenant
+//! migrations -> the plan's seed -> owner -> `active`. Everything is checked before anything is
+//! created; every later step is idempotent, so re-running on a half-made tenant finishes it.
+
+use std::collections::BTreeSet;
+
+use sqlx::{AnyPool, Executor};
+
+use super::{placement, storage};
+use crate::{
+    error::{Error, Result},
+    identity::{validate_name, validate_password, Email, NewUser, Role, User},
+    plans::Plan,
+    registry::NewTenant,
+    schema,
+    state::AppState,
+    tenant::{Domain, Slug, Status, TenantId, TenantRecord},
+};
+
+/// What an operator asks for. Raw strings: validation is part of the routine.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionRequest {
+    pub slug: String,
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub server: Option<String>,
+    pub domains: Vec<String>,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Clone)]
+pub struct Owner {
+    pub email: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do when the slug is already in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    /// The admin API: any existing slug is `409 conflict`.
+    Conflict,
+    /// The CLI and script: a tenant left in `provisioning` is finished; any other is `409`.
+    FinishProvisioning,
+}
+
+struct Valid {
+    slug: Slug,
+    name: String,
+    plan: Plan,
+    server: Option<String>,
+    domains: Vec<String>,
+    owner: Option<(Email, String)>,
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %request.slug))]
+pub async fn provision(
+    state: &AppState,
+    request: ProvisionRequest,
+    if_exists: IfExists,
+) -> Result<TenantRecord> {
+    let valid = validate(state, request)?;
+    let record = match state.registry.load(&valid.slug).await? {
+        Some(existing)
+            if if_exists == IfExists::FinishProvisioning
+                && existing.status == Status::Provisioning =>
+        {
+            tracing::info!("finishing a tenant left in provisioning");
+            existing
+        }
+        Some(_) => {
+            return Err(Error::Conflict(format!(
+                "a tenant with slug {} already exists",
+                valid.slug
+            )))
+        }
+        None => {
+            let server = placement::choose_server(state, valid.server.as_deref()).await?;
+            let id = TenantId::new();
+            state
+                .registry
+                .insert(&NewTenant {
+                    id,
+                    slug: valid.slug.clone(),
+                    name: valid.name.clone(),
+                    plan: valid.plan.name.clone(),
+                    server,
+                    database: format!("{id}.db"),
+                    domains: valid.domains.clone(),
+                })
+                .await?
+        }
+    };
+
+    match build(state, &record, &valid).await {
+        Ok(version) => {
+            state.registry.set_schema_version(&record, version).await?;
+            state
+                .registry
+                .set_status(&record, Status::Active, None)
+                .await?;
+            tracing::info!(id = %record.id, "tenant provisioned");
+            state
+                .registry
+                .load(&record.slug)
+                .await?
+                .ok_or_else(|| Error::not_found("tenant"))
+        }
+        Err(error) => {
+            let reason = format!("provisioning failed: {error}");
+            tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
+            state
+                .registry
+                .set_status(&record, Status::Provisioning, Some(&reason))
+                .await?;
+            Err(error)
+        }
+    }
+}
+
+fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
+    let slug =
+        Slug::parse(request.slug.trim(), &state.settings.resolve.reserved_slugs).map_err(|m| {
+            Error::field(
+                "slug",
+                format!("{m} (3-63 of a-z, 0-9, -; starts with a letter)"),
+            )
+        })?;
+    let name = match &request.name {
+        Some(name) => validate_name("name", name)?,
+        None => slug.to_string(),
+    };
+    let plan_name = request
+        .plan
+        .as_deref()
+        .unwrap_or(state.plans.default_name());
+    let plan = state.plans.get(plan_name).cloned().ok_or_else(|| {
+        Error::field(
+            "plan",
+            format!(
+                "unknown plan {plan_name:?} (known: {})",
+                state.plans.names().join(", ")
+            ),
+        )
+    })?;
+    if let Some(server) = &request.server {
+        if state.servers.get(server).is_none() {
+            return Err(Error::field("server", format!("unknown server {server:?}")));
+        }
+    }
+    let mut domains = BTreeSet::new();
+    for raw in &request.domains {
+        let domain = Domain::parse(raw, &state.settings.resolve.base_domain)
+            .map_err(|m| Error::field("domains", format!("{raw:?} {m}")))?;
+        domains.insert(domain.as_str().to_owned());
+    }
+    let owner = match request.owner {
+        None => None,
+        Some(owner) => {
+            let email = Email::parse(&owner.email).map_err(|m| Error::field("owner_email", m))?;
+            validate_password(&owner.password)
+                .map_err(|_| Error::field("owner_password", "must be 8 to 1024 characters"))?;
+            Some((email, owner.password))
+        }
+    };
+    Ok(Valid {
+        slug,
+        name,
+        plan,
+        server: request.server,
+        domains: domains.into_iter().collect(),
+        owner,
+    })
+}
+
+/// The idempotent part: database, schema, seed, owner. Returns the schema version.
+async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
+    storage::create_database(state, record).await?;
+    let pool = storage::connect(state, record).await?;
+    let result = async {
+        let version = schema::migrate_tenant(&pool)
+            .await
+            .map_err(anyhow::Error::from)?;
+        seed(&pool, &valid.plan).await?;
+        if let Some((email, password)) = &valid.owner {
+            create_owner(state, &pool, email, password).await?;
+        }
+        Ok(version)
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+/// Applies the plan's `seed.sql` once; the marker row is written in the same transaction.
+async fn seed(pool: &AnyPool, plan: &Plan) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let seeded: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'seeded_plan'")
+            .fetch_optional(&mut *tx)
+            .await?;
+    if seeded.is_some() {
+        return Ok(());
+    }
+    if !plan.seed_sql.trim().is_empty() {
+        // A bare string runs as a simple query: several statements in one go on both backends.
+        (&mut *tx)
+            .execute(plan.seed_sql.as_str())
+            .await
+            .map_err(|e| anyhow::anyhow!("the seed of plan {} failed: {e}", plan.name))?;
+    }
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('seeded_plan', $1)")
+        .bind(&plan.name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The first owner; on a re-run an existing account with that email is left as it is.
+async fn create_owner(
+    state: &AppState,
+    pool: &AnyPool,
+    email: &Email,
+    password: &str,
+) -> Result<()> {
+    if User::with_hash_by_email(pool, email).await?.is_some() {
+        return Ok(());
+    }
+    let password_hash = state.passwords.hash(password).await?;
+    let new = NewUser {
+        email,
+        name: email.local_part(),
+        password_hash: &password_hash,
+        role: Role::Owner,
+    };
+    User::create(pool, new).await?;
+    Ok(())
+}

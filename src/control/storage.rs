@@ -1,0 +1,152 @@
+//! Tenant databases as things that are created and dropped. SQLite: a new tenant's file is a
+//! copy of a pre-migrated template, made once per schema fingerprint; a copy is written under a
+//! temporary name and renamed, so a failed copy never leaves a half-written tenant file.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use sqlx::AnyPool;
+
+use crate::{
+    database::{self, PoolShape},
+    error::{Error, Result},
+    pool::Server,
+    schema,
+    state::AppState,
+    tenant::TenantRecord,
+};
+
+fn server<'a>(state: &'a AppState, tenant: &TenantRecord) -> Result<&'a Server> {
+    state.servers.get(&tenant.server).ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!(
+            "tenant {} is on unknown server {:?}",
+            tenant.slug,
+            tenant.server
+        ))
+    })
+}
+
+fn sqlite_file(server: &Server, tenant: &TenantRecord) -> Result<(PathBuf, PathBuf)> {
+    let Server::Sqlite { dir } = server;
+    let file = server
+        .sqlite_file(dir, &tenant.database)
+        .map_err(anyhow::Error::msg)?;
+    Ok((dir.clone(), file))
+}
+
+/// Creates the tenant's database unless it already exists (so a re-run finishes the job).
+pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<()> {
+    let (dir, file) = sqlite_file(server(state, tenant)?, tenant)?;
+    if tokio::fs::try_exists(&file).await.unwrap_or(false) {
+        return Ok(());
+    }
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let template = ensure_sqlite_template(&dir).await?;
+    let partial = dir.join(format!("{}.partial", tenant.database));
+    let copied = async {
+        tokio::fs::copy(&template, &partial).await?;
+        tokio::fs::rename(&partial, &file).await
+    }
+    .await;
+    if let Err(error) = copied {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(anyhow::Error::from(error)
+            .context(format!("creating the database of {}", tenant.slug))
+            .into());
+    }
+    Ok(())
+}
+
+/// A short-lived connection to the tenant's database for control work (not the request pools).
+pub async fn connect(state: &AppState, tenant: &TenantRecord) -> Result<AnyPool> {
+    let url = server(state, tenant)?
+        .tenant_url(tenant)
+        .map_err(anyhow::Error::msg)?;
+    let shape = PoolShape {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(30),
+        idle_timeout: None,
+    };
+    Ok(database::open(&url, shape)
+        .await
+        .with_context(|| format!("opening the database of {}", tenant.slug))?)
+}
+
+/// Removes the tenant's database; a database already gone is fine.
+pub async fn drop_database(state: &AppState, tenant: &TenantRecord) -> Result<()> {
+    let (_dir, file) = sqlite_file(server(state, tenant)?, tenant)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", file.display()));
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e)
+                    .context(format!("removing {}", path.display()))
+                    .into())
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pre-migrated template for the current tenant schema, built if missing. Templates of
+/// older schemas are removed. Built under a unique temporary name, then renamed into place.
+async fn ensure_sqlite_template(dir: &Path) -> Result<PathBuf> {
+    let fingerprint = schema::tenant_fingerprint();
+    let template = dir.join(format!(".template-{fingerprint}.db"));
+    if tokio::fs::try_exists(&template).await.unwrap_or(false) {
+        return Ok(template);
+    }
+    let building = dir.join(format!(
+        ".template-{fingerprint}.{}.building",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let built = async {
+        let shape = PoolShape {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: None,
+        };
+        let pool = database::open(&database::sqlite_url(&building, true), shape).await?;
+        schema::migrate_tenant(&pool).await?;
+        // A rollback-journal file is one self-contained file, safe to copy; each tenant's
+        // own pool switches its copy to WAL on first open.
+        sqlx::query("PRAGMA journal_mode = DELETE")
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        tokio::fs::rename(&building, &template).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = built {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = tokio::fs::remove_file(format!("{}{suffix}", building.display())).await;
+        }
+        return Err(error
+            .context("building the tenant template database")
+            .into());
+    }
+    remove_stale_templates(dir, &template).await;
+    tracing::info!(template = %template.display(), "built the tenant template database");
+    Ok(template)
+}
+
+async fn remove_stale_templates(dir: &Path, current: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".template-") && name.ends_with(".db") && path != current {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The one error type. Each variant is an API error code; `IntoResponse` gives the JSON shape
+//! `{"error": {"code", "message", "fields"?}}`. Internal causes are logged whole and never sent.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+/// Field name to a sentence about what is wrong with it.
+pub type FieldErrors = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Validation {
+        message: String,
+        fields: FieldErrors,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request names more than one tenant")]
+    TenantConflict,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this tenant is suspended")]
+    TenantSuspended,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no tenant matches this request")]
+    TenantNotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("this tenant is unavailable right now; retry shortly")]
+    TenantUnavailable { retry_after: u64 },
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request took too long")]
+    Timeout,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A `validation_failed` error about one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::Validation {
+            message: format!("{field}: {message}"),
+            fields: BTreeMap::from([(field.to_owned(), message)]),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    /// Status and code in one place.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Error::TenantConflict => (StatusCode::BAD_REQUEST, "tenant_conflict"),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::TenantSuspended => (StatusCode::FORBIDDEN, "tenant_suspended"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::TenantNotFound => (StatusCode::NOT_FOUND, "tenant_not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::TenantUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
+            }
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// True for mistakes in what the caller asked (CLI exit code 2), false for failures (1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Error::Validation { .. } | Error::BadRequest(_))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "something went wrong on our side".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "error": { "code": code, "message": message } });
+        if let Error::Validation { fields, .. } = &self {
+            if !fields.is_empty() {
+                body["error"]["fields"] = json!(fields);
+            }
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Error::RateLimited { retry_after } | Error::TenantUnavailable { retry_after } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::Internal(error.into())
+    }
+}
+
+/// Maps a unique-constraint violation to `409 conflict` with `message`; anything else stays internal.
+pub fn conflict_on_unique(message: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(message.to_owned())
+        }
+        _ => Error::from(error),
+    }
+}

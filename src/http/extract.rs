@@ -1,0 +1,144 @@
+//! Typed extractors. `Json` and `Query` give our error shape instead of axum's text;
+//! `TenantDb` and `CurrentUser` carry what the tenant layer resolved for this request only.
+
+use axum::{
+    extract::{
+        rejection::JsonRejection, rejection::QueryRejection, FromRequest, FromRequestParts, Request,
+    },
+    http::{header, request::Parts, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::{de::DeserializeOwned, Serialize};
+use sqlx::AnyPool;
+use std::sync::Arc;
+
+use crate::{
+    error::Error,
+    identity::{Role, User},
+    state::AppState,
+    tenant::TenantRecord,
+};
+
+/// A JSON body whose rejections are API errors: wrong content type 415, bad syntax 400,
+/// wrong shape or unknown field 422, too large 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> Error {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType(
+            "the body must be JSON (Content-Type: application/json)".into(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => Error::Validation {
+            message: clean(rejection.body_text()),
+            fields: Default::default(),
+        },
+        _ => Error::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            clean(rejection.body_text())
+        )),
+    }
+}
+
+/// serde's message minus axum's prefix, capped so echoed input cannot be huge.
+fn clean(text: String) -> String {
+    let text = text
+        .split_once(": ")
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or(text);
+    text.chars().take(300).collect()
+}
+
+/// Query parameters whose rejections are `422 validation_failed`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|rejection: QueryRejection| Error::Validation {
+                message: clean(rejection.body_text()),
+                fields: Default::default(),
+            })
+    }
+}
+
+/// The resolved tenant and its own pool. Only the tenant layer creates one, so a handler can
+/// reach no other tenant's database.
+#[derive(Clone)]
+pub struct TenantDb {
+    pub tenant: Arc<TenantRecord>,
+    pub pool: AnyPool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        parts.extensions.get::<TenantDb>().cloned().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "a tenant route ran without the tenant layer"
+            ))
+        })
+    }
+}
+
+/// The signed-in user of the resolved tenant, checked against the tenant database on every
+/// request, so removal and role changes take effect at once.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl CurrentUser {
+    /// `403 forbidden` unless the user's role is at least `required`.
+    pub fn require(&self, required: Role) -> Result<&User, Error> {
+        if self.0.role.at_least(required) {
+            Ok(&self.0)
+        } else {
+            Err(Error::Forbidden(format!(
+                "this needs the {required} role or higher"
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let db = TenantDb::from_request_parts(parts, state).await?;
+        let token = bearer(parts).ok_or(Error::Unauthorized("a bearer token is required"))?;
+        let claims = state.access_tokens.verify(db.tenant.id, token)?;
+        let user = User::by_id(&db.pool, &claims.sub)
+            .await?
+            .ok_or(Error::Unauthorized("this account no longer exists"))?;
+        Ok(CurrentUser(user))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if well-formed.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

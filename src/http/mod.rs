@@ -1,0 +1,82 @@
+//! HTTP: the main listener (tenant API) and the admin listener. Read `app` top to bottom for
+//! the request path: limits -> tenant layer (resolve, registry, status, pool) -> routes.
+
+mod admin;
+pub mod extract;
+mod pagination;
+mod routes;
+mod serve;
+mod tenant_layer;
+
+pub use serve::{start, RunningServer};
+
+use std::time::Duration;
+
+use axum::{
+    extract::{DefaultBodyLimit, Request},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{error::Error, state::AppState};
+
+/// The main listener's service.
+pub fn app(state: AppState) -> Router {
+    let routes = routes::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
+        .with_state(state.clone());
+    // The tenant layer wraps the routes from outside (a fallback service), so it runs before
+    // routing: the path strategy's prefix is stripped first, and an unknown route is answered
+    // only once the tenant is known.
+    let tenant_scoped =
+        Router::new()
+            .fallback_service(routes)
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                tenant_layer::tenant_layer,
+            ));
+    with_limits(tenant_scoped, &state)
+}
+
+/// The admin listener's service.
+pub fn admin_app(state: AppState) -> Router {
+    let routes = admin::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_admin_token,
+        ))
+        .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
+        .with_state(state.clone());
+    with_limits(routes, &state)
+}
+
+/// Layers both listeners share: a request timeout (`503 timeout`) and panics as `500 internal`.
+fn with_limits(router: Router, state: &AppState) -> Router {
+    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    router
+        .layer(middleware::from_fn(
+            move |request: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => Error::Timeout.into_response(),
+                }
+            },
+        ))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+}
+
+async fn not_found() -> Response {
+    Error::NotFound("no route serves this path".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Error::MethodNotAllowed.into_response()
+}

@@ -1,0 +1,174 @@
+//! Sign-up, login, refresh and logout, all inside the resolved tenant's own database.
+
+use axum::{extract::State, http::StatusCode, routing::post, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    http::extract::{Json, TenantDb},
+    identity::{validate_name, validate_password, Email, NewUser, Role, User},
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/signup", post(signup))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupBody {
+    email: String,
+    password: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// What signup, login, refresh and invitation acceptance answer.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub user: User,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// Starts a session (a new refresh family) for `user` in the resolved tenant.
+pub async fn start_session(state: &AppState, db: &TenantDb, user: User) -> Result<TokenResponse> {
+    let refresh_token = state.refresh_tokens.start(&db.pool, &user.id).await?;
+    token_response(state, db, user, refresh_token)
+}
+
+fn token_response(
+    state: &AppState,
+    db: &TenantDb,
+    user: User,
+    refresh_token: String,
+) -> Result<TokenResponse> {
+    let ttl = state.access_tokens.ttl_secs();
+    let (access_token, _exp) = state.access_tokens.issue(db.tenant.id, &user, ttl)?;
+    Ok(TokenResponse {
+        user,
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    db: TenantDb,
+    Json(body): Json<SignupBody>,
+) -> Result<(StatusCode, Json<TokenResponse>)> {
+    let open = state
+        .plans
+        .get(&db.tenant.plan)
+        .is_some_and(|plan| plan.settings.open_signup);
+    if !open {
+        return Err(Error::Forbidden(
+            "sign-up is closed for this tenant; ask an admin for an invitation".into(),
+        ));
+    }
+    let email = Email::parse(&body.email).map_err(|m| Error::field("email", m))?;
+    validate_password(&body.password)?;
+    let name = match &body.name {
+        Some(name) => validate_name("name", name)?,
+        None => email.local_part().to_owned(),
+    };
+    let password_hash = state.passwords.hash(&body.password).await?;
+    let user = User::create(
+        &db.pool,
+        NewUser {
+            email: &email,
+            name: &name,
+            password_hash: &password_hash,
+            role: Role::Member,
+        },
+    )
+    .await?;
+    tracing::info!(user = %user.id, "signed up");
+    Ok((
+        StatusCode::CREATED,
+        Json(start_session(&state, &db, user).await?),
+    ))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    db: TenantDb,
+    Json(body): Json<LoginBody>,
+) -> Result<Json<TokenResponse>> {
+    if body.password.chars().count() > 1024 || body.email.chars().count() > 254 {
+        return Err(Error::Validation {
+            message: "email or password is too long".into(),
+            fields: Default::default(),
+        });
+    }
+    // An unknown or malformed email costs the same argon2 work as a wrong password.
+    let found = match Email::parse(&body.email) {
+        Ok(email) => User::with_hash_by_email(&db.pool, &email).await?,
+        Err(_) => None,
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let verified = state
+        .passwords
+        .verify(&body.password, hash.as_deref())
+        .await?;
+    match user {
+        Some(user) if verified => {
+            tracing::info!(user = %user.id, "signed in");
+            Ok(Json(start_session(&state, &db, user).await?))
+        }
+        _ => {
+            tracing::info!("sign-in failed");
+            Err(Error::InvalidCredentials)
+        }
+    }
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    db: TenantDb,
+    Json(body): Json<RefreshBody>,
+) -> Result<Json<TokenResponse>> {
+    let (user_id, next) = state
+        .refresh_tokens
+        .rotate(&db.pool, &body.refresh_token)
+        .await?;
+    let user = User::by_id(&db.pool, &user_id)
+        .await?
+        .ok_or(Error::Unauthorized("this account no longer exists"))?;
+    Ok(Json(token_response(&state, &db, user, next)?))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    db: TenantDb,
+    Json(body): Json<RefreshBody>,
+) -> Result<StatusCode> {
+    state
+        .refresh_tokens
+        .revoke(&db.pool, &body.refresh_token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

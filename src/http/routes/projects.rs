@@ -1,0 +1,201 @@
+//! Projects: the tenant's own data. Viewers read, members create, owners of a project or
+//! admins edit, admins delete. An id from another tenant is simply not in this database: 404.
+
+use axum::{extract::Path, http::StatusCode, routing::get, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+use crate::{
+    clock,
+    error::{Error, Result},
+    http::{
+        extract::{CurrentUser, Json, Query, TenantDb},
+        pagination::{Page, PageQuery},
+    },
+    identity::{validate_name, Role},
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects", get(list_projects).post(create_project))
+        .route(
+            "/v1/projects/{id}",
+            get(get_project)
+                .patch(update_project)
+                .delete(delete_project),
+        )
+}
+
+#[derive(Debug, Serialize)]
+struct Project {
+    id: String,
+    name: String,
+    description: Option<String>,
+    owner_id: String,
+    #[serde(serialize_with = "clock::as_rfc3339")]
+    created_at: i64,
+    #[serde(serialize_with = "clock::as_rfc3339")]
+    updated_at: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProject {
+    name: String,
+    description: Option<String>,
+}
+
+/// Absent fields stay as they are; `"description": null` clears the description.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProject {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn validate_description(description: Option<String>) -> Result<Option<String>> {
+    match description {
+        Some(text) if text.chars().count() > 2000 => Err(Error::field(
+            "description",
+            "must be at most 2000 characters",
+        )),
+        other => Ok(other),
+    }
+}
+
+const COLUMNS: &str = "id, name, description, owner_id, created_at, updated_at";
+
+async fn list_projects(
+    db: TenantDb,
+    user: CurrentUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<Project>>> {
+    user.require(Role::Viewer)?;
+    let page = query.parse()?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(page.after.unwrap_or_default())
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(&db.pool)
+    .await?;
+    let projects = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Json(Page::from_rows(projects, page.limit, |p| {
+        p.id.clone()
+    })))
+}
+
+async fn create_project(
+    db: TenantDb,
+    user: CurrentUser,
+    Json(body): Json<CreateProject>,
+) -> Result<(StatusCode, Json<Project>)> {
+    let user = user.require(Role::Member)?;
+    let now = clock::now_ms();
+    let project = Project {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: validate_name("name", &body.name)?,
+        description: validate_description(body.description)?,
+        owner_id: user.id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO projects ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
+    .bind(&project.id)
+    .bind(&project.name)
+    .bind(&project.description)
+    .bind(&project.owner_id)
+    .bind(project.created_at)
+    .bind(project.updated_at)
+    .execute(&db.pool)
+    .await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+async fn get_project(
+    db: TenantDb,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Project>> {
+    user.require(Role::Viewer)?;
+    Ok(Json(find(&db.pool, &id).await?))
+}
+
+async fn update_project(
+    db: TenantDb,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateProject>,
+) -> Result<Json<Project>> {
+    // A project's owner may edit it while they can still write (member+); admins always may.
+    let user = user.require(Role::Member)?;
+    let mut project = find(&db.pool, &id).await?;
+    if project.owner_id != user.id && !user.role.at_least(Role::Admin) {
+        return Err(Error::Forbidden(
+            "only the project's owner or an admin may change it".into(),
+        ));
+    }
+    if let Some(name) = body.name {
+        project.name = validate_name("name", &name)?;
+    }
+    if let Some(description) = body.description {
+        project.description = validate_description(description)?;
+    }
+    project.updated_at = clock::now_ms();
+    sqlx::query("UPDATE projects SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+        .bind(&project.name)
+        .bind(&project.description)
+        .bind(project.updated_at)
+        .bind(&project.id)
+        .execute(&db.pool)
+        .await?;
+    Ok(Json(project))
+}
+
+async fn delete_project(
+    db: TenantDb,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    user.require(Role::Admin)?;
+    let done = sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(&id)
+        .execute(&db.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::not_found("project"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn find(pool: &AnyPool, id: &str) -> Result<Project> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| Error::not_found("project"))
+}
+
+fn from_row(row: &AnyRow) -> Result<Project> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        owner_id: row.try_get("owner_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

@@ -1,0 +1,105 @@
+//! Binding and running the listeners, and stopping them gracefully: stop accepting, let
+//! in-flight requests finish within `http.shutdown_grace_secs`, close every pool.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::state::AppState;
+
+/// Listeners that are up. Tests use the bound addresses (port 0 picks a free port).
+pub struct RunningServer {
+    pub main_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<std::io::Result<()>>,
+}
+
+/// Binds the main listener, and the admin listener when `admin.token` is set, and serves them.
+pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
+    let settings = &state.settings;
+    let main = TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", settings.http.listen))?;
+    let admin = if settings.admin.token.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&settings.admin.listen)
+                .await
+                .with_context(|| format!("binding admin.listen {}", settings.admin.listen))?,
+        )
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let main_addr = main.local_addr()?;
+    tasks.spawn(serve(main, super::app(state.clone()), stopped.clone()));
+    let admin_addr = match admin {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tasks.spawn(serve(
+                listener,
+                super::admin_app(state.clone()),
+                stopped.clone(),
+            ));
+            Some(addr)
+        }
+        None => None,
+    };
+    tasks.spawn(housekeeping(state.clone(), stopped));
+    tracing::info!(%main_addr, admin_addr = ?admin_addr, "silo is listening");
+    Ok(RunningServer {
+        main_addr,
+        admin_addr,
+        state,
+        stop,
+        tasks,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// Closes idle tenant pools on time even when no request arrives to trigger moka's upkeep.
+async fn housekeeping(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+    let every = Duration::from_secs(state.settings.pool.idle_ttl_secs)
+        .div_f32(2.0)
+        .clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => state.pools.run_housekeeping().await,
+            _ = stopped.changed() => return Ok(()),
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, waits up to `grace` for in-flight requests, then closes every pool.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests outlived the grace period"
+            );
+            self.tasks.abort_all();
+        }
+        self.state.close().await;
+        tracing::info!("silo stopped");
+    }
+}

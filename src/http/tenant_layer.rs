@@ -1,0 +1,93 @@
+//! The request path's front half: resolve -> registry -> status -> pool. Runs outside the router
+//! (so the path strategy can strip `/t/<slug>` before routing) and puts a `TenantDb` into the
+//! request's extensions; unknown routes are answered after the tenant is resolved.
+
+use axum::{
+    extract::{Request, State},
+    http::{header, Uri},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    error::{Error, Result},
+    http::extract::TenantDb,
+    resolve::{self, RequestFacts},
+    state::AppState,
+    tenant::{Slug, Status},
+};
+
+/// Paths served without a tenant.
+const TENANTLESS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+pub async fn tenant_layer(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if TENANTLESS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    match attach_tenant(&state, &mut request).await {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+#[tracing::instrument(name = "resolve", skip_all)]
+async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<()> {
+    let x_tenant = request
+        .headers()
+        .get("x-tenant")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let claims = state.resolver.claims(RequestFacts {
+        host,
+        x_tenant: x_tenant.as_deref(),
+        path: request.uri().path(),
+    });
+
+    let domain_slug = match &claims.custom_domain {
+        Some(domain) => state.registry.slug_for_domain(domain).await?,
+        None => None,
+    };
+    let named = resolve::decide(domain_slug.as_ref().map(Slug::as_str), &claims.named)?;
+    // A malformed slug can name no tenant; it never reaches the registry's SQL.
+    let slug = Slug::parse_shape(&named).map_err(|_| Error::TenantNotFound)?;
+    let tenant = state
+        .registry
+        .find(&slug)
+        .await?
+        .ok_or(Error::TenantNotFound)?;
+
+    match tenant.status {
+        Status::Active => {}
+        Status::Suspended => return Err(Error::TenantSuspended),
+        Status::Deleting => return Err(Error::TenantNotFound),
+        Status::Provisioning | Status::Migrating | Status::MigrationFailed => {
+            return Err(Error::TenantUnavailable { retry_after: 30 })
+        }
+    }
+    let pool = state.pools.get(&tenant).await?;
+
+    if let Some(path) = claims.stripped_path {
+        *request.uri_mut() = strip_prefix(request.uri(), &path)?;
+    }
+    request.extensions_mut().insert(TenantDb { tenant, pool });
+    Ok(())
+}
+
+/// The same URI with `path` in place of `/t/<slug>/...`, query kept.
+fn strip_prefix(uri: &Uri, path: &str) -> Result<Uri> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    path_and_query
+        .parse()
+        .map_err(|_| Error::BadRequest("the request path is malformed".into()))
+}

@@ -1,0 +1,78 @@
+//! Access tokens: short-lived HS256 JWTs signed with a key derived per tenant, so a token
+//! minted for one tenant cannot verify in another, whatever its claims say.
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::User;
+use crate::{
+    clock,
+    error::{Error, Result},
+    secrets::{Purpose, Secrets},
+    tenant::TenantId,
+};
+
+/// Leeway for clock skew on `exp` (the contract allows at most 5 s).
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user's id in the tenant's database.
+    pub sub: String,
+    /// The tenant the token was minted for; must equal the resolved tenant.
+    pub tid: String,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+pub struct AccessTokens {
+    secrets: Secrets,
+    ttl_secs: u64,
+}
+
+impl AccessTokens {
+    pub fn new(secrets: Secrets, ttl_secs: u64) -> Self {
+        Self { secrets, ttl_secs }
+    }
+
+    /// Default lifetime in seconds (`expires_in` of a token response).
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// Mints a token for `user` in `tenant`, valid for `ttl_secs`. Returns it and its `exp`.
+    pub fn issue(&self, tenant: TenantId, user: &User, ttl_secs: u64) -> Result<(String, i64)> {
+        let iat = clock::now_ms() / 1000;
+        let claims = AccessClaims {
+            sub: user.id.clone(),
+            tid: tenant.to_string(),
+            role: user.role.as_str().to_owned(),
+            iat,
+            exp: iat + ttl_secs as i64,
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        let key = EncodingKey::from_secret(&self.secrets.derive(Purpose::Jwt, tenant));
+        let token =
+            encode(&Header::new(Algorithm::HS256), &claims, &key).map_err(anyhow::Error::from)?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies signature (this tenant's key, HS256 only), expiry and every claim.
+    pub fn verify(&self, tenant: TenantId, token: &str) -> Result<AccessClaims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        let key = DecodingKey::from_secret(&self.secrets.derive(Purpose::Jwt, tenant));
+        let claims = decode::<AccessClaims>(token, &key, &validation)
+            .map_err(|_| Error::Unauthorized("the access token is invalid or expired"))?
+            .claims;
+        if claims.tid != tenant.to_string() {
+            return Err(Error::Unauthorized(
+                "the access token belongs to another tenant",
+            ));
+        }
+        Ok(claims)
+    }
+}

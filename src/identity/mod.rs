@@ -1,0 +1,16 @@
+//! Users and their tokens, inside the tenant's own database (ISOLATED identity): the same email
+//! in two tenants is two accounts, and nothing here ever touches another tenant's pool.
+
+mod access_token;
+mod email;
+mod password;
+mod refresh_token;
+mod role;
+mod user;
+
+pub use access_token::{AccessClaims, AccessTokens};
+pub use email::Email;
+pub use password::{validate_password, PasswordHasher};
+pub use refresh_token::RefreshTokens;
+pub use role::Role;
+pub use user::{validate_name, NewUser, User};

@@ -1,0 +1,109 @@
+//! A user row in the tenant's own database.
+
+use serde::Serialize;
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+use super::{Email, Role};
+use crate::{
+    clock,
+    error::{conflict_on_unique, Error, Result},
+};
+
+/// A user of one tenant, as the API shows it (never with the password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(serialize_with = "clock::as_rfc3339")]
+    pub created_at: i64,
+}
+
+/// A user about to be created; the password is already hashed.
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+/// Names are 1 to 200 characters after trimming.
+pub fn validate_name(field: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if !(1..=200).contains(&len) {
+        return Err(Error::field(field, "must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+const COLUMNS: &str = "id, email, name, role, created_at";
+
+impl User {
+    /// The per-request check: a removed user or a changed role takes effect at once.
+    pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The user and their password hash, for a login.
+    pub async fn with_hash_by_email(
+        pool: &AnyPool,
+        email: &Email,
+    ) -> Result<Option<(User, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some((from_row(&row)?, row.try_get("password_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a user; an email already taken in this tenant is `409 conflict`.
+    pub async fn create(pool: &AnyPool, new: NewUser<'_>) -> Result<User> {
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: new.email.as_str().to_owned(),
+            name: new.name.to_owned(),
+            role: new.role,
+            created_at: clock::now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(new.password_hash)
+        .bind(user.role.as_str())
+        .bind(user.created_at)
+        .execute(pool)
+        .await
+        .map_err(conflict_on_unique(
+            "an account with this email already exists in this tenant",
+        ))?;
+        Ok(user)
+    }
+}
+
+fn from_row(row: &AnyRow) -> Result<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        role: role.parse().map_err(|_| {
+            Error::Internal(anyhow::anyhow!("user row has an unknown role {role:?}"))
+        })?,
+        created_at: row.try_get("created_at")?,
+    })
+}

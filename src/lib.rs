@@ -1,0 +1,41 @@
+//! silo: a database-per-tenant router. Every tenant owns a physically separate database.
+//!
+//! ```text
+//! request path  Host / X-Tenant / /t/<slug>
+//!                 -> resolve      which slug the request names          (resolve.rs)
+//!                 -> registry     slug -> tenant, moka-cached           (registry/)
+//!                 -> pool         that tenant's own pool, single-flight (pool/)
+//!                 -> identity     bearer token checked in that tenant   (identity/, http/extract.rs)
+//!                 -> handler      routes/<resource>.rs                  (http/)
+//!
+//! control path  CLI (cli/) / admin API (http/admin/)
+//!                 -> control::provision  validate, registry row, database, migrate, seed, owner
+//!                 -> control::lifecycle  suspend, resume, domains, delete
+//!                 -> control::migrate    fan-out of tenant migrations, bounded concurrency
+//! ```
+
+pub mod clock;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod plans;
+pub mod schema;
+pub mod secrets;
+pub mod state;
+pub mod telemetry;
+pub mod tenant;
+
+// request path
+pub mod http;
+pub mod identity;
+pub mod pool;
+pub mod registry;
+pub mod resolve;
+
+// control path
+pub mod cli;
+pub mod control;
+
+pub use config::Settings;
+pub use error::{Error, Result};
+pub use state::AppState;

@@ -1,0 +1,118 @@
+//! The pool cache: tenant id -> that tenant's own pool. `try_get_with` makes the first open
+//! single-flight (fifty concurrent first requests open one pool), and `time_to_idle` closes
+//! pools nobody used for `pool.idle_ttl_secs`.
+
+use std::{sync::Arc, time::Duration};
+
+use moka::{future::Cache, notification::RemovalCause};
+use sqlx::AnyPool;
+
+use crate::{
+    database::{self, PoolShape},
+    error::{Error, Result},
+    registry::Registry,
+    schema,
+    tenant::{TenantId, TenantRecord},
+};
+
+use super::Servers;
+
+pub struct TenantPools {
+    cache: Cache<TenantId, AnyPool>,
+    servers: Arc<Servers>,
+    registry: Arc<Registry>,
+    shape: PoolShape,
+    migrate_on_open: bool,
+}
+
+impl TenantPools {
+    pub fn new(
+        servers: Arc<Servers>,
+        registry: Arc<Registry>,
+        shape: PoolShape,
+        idle_ttl: Duration,
+        migrate_on_open: bool,
+    ) -> Self {
+        let cache = Cache::builder()
+            .time_to_idle(idle_ttl)
+            .eviction_listener(
+                |tenant: Arc<TenantId>, pool: AnyPool, cause: RemovalCause| {
+                    tracing::debug!(tenant = %tenant, ?cause, "closing tenant pool");
+                    // Closing waits for checked-out connections to come back, so a request that
+                    // still holds one finishes first.
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        runtime.spawn(async move { pool.close().await });
+                    }
+                },
+            )
+            .build();
+        Self {
+            cache,
+            servers,
+            registry,
+            shape,
+            migrate_on_open,
+        }
+    }
+
+    /// The tenant's pool, opened on first use. A database that cannot be reached is
+    /// `503 tenant_unavailable` for this tenant only.
+    pub async fn get(&self, tenant: &TenantRecord) -> Result<AnyPool> {
+        self.cache
+            .try_get_with(tenant.id, self.open(tenant))
+            .await
+            .map_err(|error: Arc<Error>| {
+                tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
+                Error::TenantUnavailable { retry_after: 5 }
+            })
+    }
+
+    async fn open(&self, tenant: &TenantRecord) -> Result<AnyPool> {
+        let server = self.servers.get(&tenant.server).ok_or_else(|| {
+            anyhow::anyhow!(
+                "tenant {} is on unknown server {:?}",
+                tenant.slug,
+                tenant.server
+            )
+        })?;
+        let url = server.tenant_url(tenant).map_err(|e| anyhow::anyhow!(e))?;
+        let pool = database::open(&url, self.shape)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
+        if self.migrate_on_open && tenant.schema_version < schema::tenant_target_version() {
+            let version = schema::migrate_tenant(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
+            self.registry.set_schema_version(tenant, version).await?;
+            tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
+        }
+        tracing::debug!(tenant = %tenant.slug, "opened tenant pool");
+        Ok(pool)
+    }
+
+    /// Closes and forgets a tenant's pool (deletion, or a database that moved).
+    pub async fn evict(&self, tenant: TenantId) {
+        if let Some(pool) = self.cache.remove(&tenant).await {
+            pool.close().await;
+        }
+    }
+
+    /// Pools open right now.
+    pub fn open_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Runs moka's deferred work, so idle pools close even when no request arrives.
+    pub async fn run_housekeeping(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
+    /// Closes every pool (shutdown).
+    pub async fn close_all(&self) {
+        let pools: Vec<AnyPool> = self.cache.iter().map(|(_, pool)| pool).collect();
+        self.cache.invalidate_all();
+        for pool in pools {
+            pool.close().await;
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Tenant connections: which server holds a tenant's database, and one small pool per tenant,
+//! opened lazily, shared by concurrent first requests, closed when idle.
+
+mod cache;
+mod server;
+
+pub use cache::TenantPools;
+pub use server::{Server, Servers};

@@ -1,0 +1,112 @@
+//! Where each tenant lives. Reads on the request path go through a moka cache (misses cached
+//! briefly too); writes on the control path go through here as well, so the cache is evicted at
+//! once on this process and no caller can forget to.
+
+mod cache;
+mod store;
+
+pub use cache::RegistryCache;
+pub use store::{NewTenant, RegistryStore};
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use crate::{
+    error::Result,
+    tenant::{Slug, Status, TenantId, TenantRecord},
+};
+
+/// The control registry: the store and its cache, always used together.
+pub struct Registry {
+    store: RegistryStore,
+    cache: RegistryCache,
+}
+
+impl Registry {
+    pub fn new(store: RegistryStore, ttl: Duration) -> Self {
+        Self {
+            store,
+            cache: RegistryCache::new(ttl),
+        }
+    }
+
+    /// Request path: the tenant with this slug, from the cache when possible.
+    pub async fn find(&self, slug: &Slug) -> Result<Option<Arc<TenantRecord>>> {
+        self.cache.tenant(slug, || self.store.by_slug(slug)).await
+    }
+
+    /// Request path: the slug a custom domain belongs to, from the cache when possible.
+    pub async fn slug_for_domain(&self, domain: &str) -> Result<Option<Slug>> {
+        self.cache
+            .domain(domain, || self.store.slug_for_domain(domain))
+            .await
+    }
+
+    /// Control path: the current row, bypassing the cache.
+    pub async fn load(&self, slug: &Slug) -> Result<Option<TenantRecord>> {
+        self.store.by_slug(slug).await
+    }
+
+    pub async fn insert(&self, new: &NewTenant) -> Result<TenantRecord> {
+        let record = self.store.insert(new).await?;
+        self.cache.evict(&record, &[]).await;
+        Ok(record)
+    }
+
+    pub async fn set_status(
+        &self,
+        record: &TenantRecord,
+        status: Status,
+        last_error: Option<&str>,
+    ) -> Result<()> {
+        self.store.set_status(record.id, status, last_error).await?;
+        self.cache.evict(record, &[]).await;
+        Ok(())
+    }
+
+    pub async fn set_schema_version(&self, record: &TenantRecord, version: i64) -> Result<()> {
+        self.store.set_schema_version(record.id, version).await?;
+        self.cache.evict(record, &[]).await;
+        Ok(())
+    }
+
+    pub async fn add_domain(&self, record: &TenantRecord, domain: &str) -> Result<()> {
+        self.store.add_domain(record.id, domain).await?;
+        self.cache.evict(record, &[domain]).await;
+        Ok(())
+    }
+
+    /// Returns false when the tenant had no such domain.
+    pub async fn remove_domain(&self, record: &TenantRecord, domain: &str) -> Result<bool> {
+        let removed = self.store.remove_domain(record.id, domain).await?;
+        self.cache.evict(record, &[domain]).await;
+        Ok(removed)
+    }
+
+    pub async fn delete(&self, record: &TenantRecord) -> Result<()> {
+        self.store.delete(record.id).await?;
+        self.cache.evict(record, &[]).await;
+        Ok(())
+    }
+
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        after: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<TenantRecord>> {
+        self.store.list(status, after, limit).await
+    }
+
+    pub async fn tenants_per_server(&self) -> Result<HashMap<String, i64>> {
+        self.store.tenants_per_server().await
+    }
+
+    /// `/readyz`: can the registry be queried?
+    pub async fn ping(&self) -> bool {
+        self.store.ping().await
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,271 @@
+//! The registry's SQL: tenants and their domains, in portable SQL over `sqlx::Any`.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use anyhow::Context;
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+use crate::{
+    clock,
+    database::{self, PoolShape},
+    error::{conflict_on_unique, Error, Result},
+    schema,
+    tenant::{Slug, Status, TenantId, TenantRecord},
+};
+
+/// A registry row about to be written (status `provisioning`).
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub slug: Slug,
+    pub name: String,
+    pub plan: String,
+    pub server: String,
+    pub database: String,
+    pub domains: Vec<String>,
+}
+
+pub struct RegistryStore {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str =
+    "id, slug, name, plan, status, server, database_name, schema_version, last_error, created_at";
+
+impl RegistryStore {
+    /// Opens (creating on the embedded default) and migrates the control registry.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
+        let url = match url.strip_prefix("sqlite://") {
+            Some(path) => database::sqlite_url(Path::new(path), true),
+            None => url.to_owned(),
+        };
+        let shape = PoolShape {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(600)),
+        };
+        let pool = database::open(&url, shape)
+            .await
+            .context("opening the control registry")?;
+        schema::migrate_control(&pool)
+            .await
+            .context("migrating the control registry")?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn by_slug(&self, slug: &Slug) -> Result<Option<TenantRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1"))
+            .bind(slug.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.with_domains(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn slug_for_domain(&self, domain: &str) -> Result<Option<Slug>> {
+        let slug: Option<String> = sqlx::query_scalar(
+            "SELECT t.slug FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.domain = $1",
+        )
+        .bind(domain)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(slug.and_then(|s| Slug::parse_shape(&s).ok()))
+    }
+
+    /// Writes the row and its domains in one transaction; a taken slug or domain is `409`.
+    pub async fn insert(&self, new: &NewTenant) -> Result<TenantRecord> {
+        let now = clock::now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, plan, status, server, database_name, schema_version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.slug.as_str())
+        .bind(&new.name)
+        .bind(&new.plan)
+        .bind(Status::Provisioning.as_str())
+        .bind(&new.server)
+        .bind(&new.database)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique("a tenant with this slug already exists"))?;
+        for domain in &new.domains {
+            insert_domain(&mut tx, new.id, domain, now).await?;
+        }
+        tx.commit().await?;
+        Ok(TenantRecord {
+            id: new.id,
+            slug: new.slug.clone(),
+            name: new.name.clone(),
+            plan: new.plan.clone(),
+            status: Status::Provisioning,
+            server: new.server.clone(),
+            database: new.database.clone(),
+            schema_version: 0,
+            domains: new.domains.clone(),
+            created_at: now,
+            last_error: None,
+        })
+    }
+
+    pub async fn set_status(
+        &self,
+        id: TenantId,
+        status: Status,
+        last_error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tenants SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(last_error)
+        .bind(clock::now_ms())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_schema_version(&self, id: TenantId, version: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
+            .bind(version)
+            .bind(clock::now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_domain(&self, id: TenantId, domain: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_domain(&mut tx, id, domain, clock::now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_domain(&self, id: TenantId, domain: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND domain = $2")
+            .bind(id.to_string())
+            .bind(domain)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete(&self, id: TenantId) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Oldest first (ids are UUID v7, so id order is creation order), after `after`.
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        after: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<TenantRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants
+             WHERE ($1 = '' OR status = $1) AND id > $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(status.map_or("", Status::as_str))
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            records.push(self.with_domains(row).await?);
+        }
+        Ok(records)
+    }
+
+    pub async fn tenants_per_server(&self) -> Result<HashMap<String, i64>> {
+        let rows = sqlx::query("SELECT server, COUNT(*) AS n FROM tenants GROUP BY server")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("server")?, row.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Error::from)
+    }
+
+    async fn with_domains(&self, row: AnyRow) -> Result<TenantRecord> {
+        let mut record = record_from_row(&row)?;
+        record.domains = sqlx::query_scalar(
+            "SELECT domain FROM tenant_domains WHERE tenant_id = $1 ORDER BY domain",
+        )
+        .bind(record.id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(record)
+    }
+}
+
+async fn insert_domain(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: TenantId,
+    domain: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
+        .bind(domain)
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict_on_unique(
+            "this domain is already attached to a tenant",
+        ))?;
+    Ok(())
+}
+
+fn record_from_row(row: &AnyRow) -> Result<TenantRecord> {
+    let text = |column: &str| -> Result<String> { Ok(row.try_get::<String, _>(column)?) };
+    let corrupt =
+        |what: &str| Error::Internal(anyhow::anyhow!("registry row has an invalid {what}"));
+    Ok(TenantRecord {
+        id: text("id")?.parse().map_err(|_| corrupt("id"))?,
+        slug: Slug::parse_shape(&text("slug")?).map_err(|_| corrupt("slug"))?,
+        name: text("name")?,
+        plan: text("plan")?,
+        status: text("status")?.parse().map_err(|_| corrupt("status"))?,
+        server: text("server")?,
+        database: text("database_name")?,
+        schema_version: row.try_get("schema_version")?,
+        domains: Vec::new(),
+        created_at: row.try_get("created_at")?,
+        last_error: row.try_get("last_error")?,
+    })
+}

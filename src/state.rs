@@ -1,0 +1,85 @@
+//! `AppState`: every long-lived handle, built once from `Settings`, cheap to clone. The server,
+//! the CLI and the tests all build it the same way.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use anyhow::Context;
+
+use crate::{
+    config::Settings,
+    database::PoolShape,
+    identity::{AccessTokens, PasswordHasher, RefreshTokens},
+    plans::Plans,
+    pool::{Servers, TenantPools},
+    registry::{Registry, RegistryStore},
+    resolve::Resolver,
+    secrets::Secrets,
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub resolver: Resolver,
+    pub registry: Arc<Registry>,
+    pub servers: Arc<Servers>,
+    pub pools: TenantPools,
+    pub plans: Plans,
+    pub passwords: PasswordHasher,
+    pub access_tokens: AccessTokens,
+    pub refresh_tokens: RefreshTokens,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+        let secrets = Secrets::load(&settings.secrets.master_key, &settings.data_dir)?;
+        let servers =
+            Arc::new(Servers::from_settings(&settings.servers).map_err(anyhow::Error::msg)?);
+        let plans = Plans::load(&settings.templates_dir)?;
+        let store = RegistryStore::open(&settings.registry_url()).await?;
+        let registry = Arc::new(Registry::new(
+            store,
+            Duration::from_secs(settings.registry.cache_ttl_secs),
+        ));
+        let shape = PoolShape {
+            max_connections: settings.pool.max_connections_per_tenant,
+            acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),
+            idle_timeout: Some(Duration::from_secs(settings.pool.idle_ttl_secs)),
+        };
+        let pools = TenantPools::new(
+            servers.clone(),
+            registry.clone(),
+            shape,
+            Duration::from_secs(settings.pool.idle_ttl_secs),
+            settings.migrations.on_open,
+        );
+        let inner = Inner {
+            resolver: Resolver::new(&settings.resolve.strategies, &settings.resolve.base_domain),
+            passwords: PasswordHasher::new(&settings.auth)?,
+            access_tokens: AccessTokens::new(secrets, settings.auth.access_ttl_secs),
+            refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
+            registry,
+            servers,
+            pools,
+            plans,
+            settings,
+        };
+        Ok(Self(Arc::new(inner)))
+    }
+
+    /// Closes every tenant pool and the registry (shutdown, end of a CLI command).
+    pub async fn close(&self) {
+        self.pools.close_all().await;
+        self.registry.close().await;
+    }
+}

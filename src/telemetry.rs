@@ -1,0 +1,22 @@
+//! Logging: pretty on a terminal, JSON when `log.format = "json"`; `RUST_LOG` overrides the level.
+//! Everything goes to stderr, so CLI output on stdout stays machine-readable.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogSettings;
+
+/// Installs the global subscriber once; later calls (tests starting many silos) are no-ops.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", settings.level)));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.format == "json" {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}

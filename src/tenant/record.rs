@@ -1,0 +1,26 @@
+//! A tenant as the registry holds it, and as the admin API and CLI show it.
+
+use serde::Serialize;
+
+use super::{Slug, Status, TenantId};
+use crate::clock;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub slug: Slug,
+    pub name: String,
+    pub plan: String,
+    pub status: Status,
+    /// Name of the configured server holding the database.
+    pub server: String,
+    /// The database name (PostgreSQL) or file name (SQLite) on that server.
+    pub database: String,
+    pub schema_version: i64,
+    pub domains: Vec<String>,
+    #[serde(serialize_with = "clock::as_rfc3339")]
+    pub created_at: i64,
+    /// Why the last provisioning or migration step failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
