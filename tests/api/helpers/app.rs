@@ -1,0 +1,135 @@
+//! A silo running in this test, on port 0, with a fresh data directory.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use silo::{http::RunningServer, AppState, Settings};
+use tempfile::TempDir;
+
+use super::{client::Reply, TenantClient};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: TempDir,
+    server: Option<RunningServer>,
+}
+
+/// Settings for a test: temp directories, free ports, cheap argon2, a fixed master key.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut settings: Settings = serde_json::from_value(json!({})).expect("defaults deserialize");
+    settings.data_dir = dir.join("data");
+    settings.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_templates");
+    settings.http.listen = "127.0.0.1:0".into();
+    settings.admin.listen = "127.0.0.1:0".into();
+    settings.admin.token = ADMIN_TOKEN.into();
+    settings.servers.get_mut("local").unwrap().url =
+        format!("sqlite://{}", dir.join("tenants").display());
+    settings.secrets.master_key = "test-master-key-0123456789abcdef-0123456789".into();
+    settings.auth.argon2_memory_kib = 1024;
+    settings.auth.argon2_iterations = 1;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns a silo after `adjust` has changed its settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    adjust(&mut settings);
+    settings.validate().expect("test settings are valid");
+    let state = AppState::build(settings).await.expect("app state");
+    let server = silo::http::start(state.clone())
+        .await
+        .expect("server starts");
+    TestApp {
+        addr: server.main_addr,
+        admin_addr: server.admin_addr.expect("admin listener is on"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        dir,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:<port><path>` on the main listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A client for one tenant, addressed by Host `<slug>.localhost`.
+    pub fn tenant(&self, slug: &str) -> TenantClient<'_> {
+        TenantClient::new(self, slug)
+    }
+
+    /// Calls the admin API with the admin token.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        self.admin_with_token(method, path, body, Some(ADMIN_TOKEN))
+            .await
+    }
+
+    pub async fn admin_with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.admin_addr));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("admin request")).await
+    }
+
+    /// Provisions a tenant through the admin API; panics unless it is created.
+    pub async fn create_tenant(&self, slug: &str) -> Value {
+        let reply = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/tenants",
+                Some(json!({ "slug": slug })),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "creating {slug}: {}", reply.body);
+        reply.body
+    }
+
+    /// Provisions a tenant with an owner account and signs the owner in.
+    pub async fn create_tenant_with_owner(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+    ) -> super::Session {
+        let body = json!({ "slug": slug, "owner_email": email, "owner_password": password });
+        let reply = self
+            .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body))
+            .await;
+        assert_eq!(reply.status, 201, "creating {slug}: {}", reply.body);
+        self.tenant(slug).login(email, password).await
+    }
+
+    /// Stops the server as SIGTERM would.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(std::time::Duration::from_secs(5)).await;
+        }
+    }
+}
