@@ -14,6 +14,7 @@
 //!                 -> control::migrate    fan-out of tenant migrations, bounded concurrency
 //! ```
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod database;

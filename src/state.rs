@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::{
     config::Settings,
     database::PoolShape,
-    identity::{AccessTokens, PasswordHasher, RefreshTokens},
+    identity::{AccessTokens, ApiTokens, PasswordHasher, RefreshTokens},
     plans::Plans,
     pool::{Servers, TenantPools},
     registry::{Registry, RegistryStore},
@@ -29,6 +29,7 @@ pub struct Inner {
     pub passwords: PasswordHasher,
     pub access_tokens: AccessTokens,
     pub refresh_tokens: RefreshTokens,
+    pub api_tokens: ApiTokens,
 }
 
 impl Deref for AppState {
@@ -68,6 +69,7 @@ impl AppState {
             passwords: PasswordHasher::new(&settings.auth)?,
             access_tokens: AccessTokens::new(secrets, settings.auth.access_ttl_secs),
             refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
+            api_tokens: ApiTokens::default(),
             registry,
             servers,
             pools,

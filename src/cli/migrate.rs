@@ -19,7 +19,7 @@ pub struct MigrateArgs {
     #[command(subcommand)]
     command: Option<MigrateCommand>,
     /// Tenant databases migrated at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     /// Migrate only this tenant (a canary target group); repeat for several.
     #[arg(long = "tenant", value_name = "SLUG")]

@@ -10,11 +10,16 @@ use serde::Serialize;
 
 use super::{lifecycle, storage};
 use crate::{
+    clock,
     error::{Error, Result},
+    registry::FanoutRun,
     schema,
     state::AppState,
     tenant::{Status, TenantId, TenantRecord},
 };
+
+/// Most tenant databases migrated at once.
+pub const MAX_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
@@ -57,6 +62,8 @@ pub enum TenantOutcome {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutReport {
+    /// The run's id in the fan-out history.
+    pub id: String,
     pub target_version: i64,
     pub outcomes: Vec<TenantOutcome>,
 }
@@ -85,11 +92,23 @@ pub struct FailedTenant {
     pub error: String,
 }
 
-pub async fn migrate(
-    state: &AppState,
-    options: &FanoutOptions,
-    on_outcome: impl Fn(&TenantOutcome),
-) -> Result<FanoutReport> {
+/// A validated run: its id (recorded in the registry unless a dry run) and its tenants.
+pub struct PlannedRun {
+    pub id: String,
+    target: i64,
+    dry_run: bool,
+    concurrency: usize,
+    tenants: Vec<TenantRecord>,
+}
+
+/// Validates the options (an unknown slug is `422`) and records the run.
+pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRun> {
+    if !(1..=MAX_CONCURRENCY).contains(&options.concurrency) {
+        return Err(Error::field(
+            "concurrency",
+            format!("must be from 1 to {MAX_CONCURRENCY}"),
+        ));
+    }
     let target = schema::tenant_target_version();
     let tenants =
         if options.tenants.is_empty() {
@@ -98,21 +117,97 @@ pub async fn migrate(
             let mut chosen = Vec::new();
             for slug in &options.tenants {
                 chosen.push(lifecycle::find(state, slug).await.map_err(|_| {
-                    Error::field("tenant", format!("no tenant with slug {slug:?}"))
+                    Error::field("tenants", format!("no tenant with slug {slug:?}"))
                 })?);
             }
             chosen
         };
-    let outcomes: Vec<TenantOutcome> = stream::iter(tenants)
-        .map(|tenant| async move { migrate_one(state, tenant, target, options.dry_run).await })
-        .buffer_unordered(options.concurrency.max(1))
+    let run = FanoutRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        target_version: target,
+        concurrency: options.concurrency as i64,
+        tenants: options.tenants.clone(),
+        status: "running".into(),
+        migrated: 0,
+        failed: 0,
+        started_at: clock::now_ms(),
+        finished_at: None,
+    };
+    if !options.dry_run {
+        state.registry.insert_run(&run).await?;
+    }
+    Ok(PlannedRun {
+        id: run.id,
+        target,
+        dry_run: options.dry_run,
+        concurrency: options.concurrency,
+        tenants,
+    })
+}
+
+/// Migrates the planned tenants, a bounded number at a time, and records the outcome.
+pub async fn execute(
+    state: &AppState,
+    run: PlannedRun,
+    on_outcome: impl Fn(&TenantOutcome),
+) -> FanoutReport {
+    let (target, dry_run) = (run.target, run.dry_run);
+    let outcomes: Vec<TenantOutcome> = stream::iter(run.tenants)
+        .map(|tenant| migrate_one(state, tenant, target, dry_run))
+        .buffer_unordered(run.concurrency)
         .inspect(|outcome| on_outcome(outcome))
         .collect()
         .await;
-    Ok(FanoutReport {
+    let report = FanoutReport {
+        id: run.id,
         target_version: target,
         outcomes,
-    })
+    };
+    if !dry_run {
+        let migrated = report
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, TenantOutcome::Migrated { .. }))
+            .count();
+        if let Err(error) = state
+            .registry
+            .finish_run(&report.id, migrated as i64, report.failed() as i64)
+            .await
+        {
+            tracing::error!(run = %report.id, %error, "could not record the end of a migration run");
+        }
+    }
+    report
+}
+
+/// Plans and executes a run in the caller's task (the CLI).
+pub async fn migrate(
+    state: &AppState,
+    options: &FanoutOptions,
+    on_outcome: impl Fn(&TenantOutcome),
+) -> Result<FanoutReport> {
+    let run = plan(state, options).await?;
+    Ok(execute(state, run, on_outcome).await)
+}
+
+/// Plans a run and executes it in the background (the admin API); returns its id at once.
+pub async fn start_migration(state: &AppState, options: &FanoutOptions) -> Result<String> {
+    let run = plan(state, options).await?;
+    let id = run.id.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let report = execute(&state, run, |_| {}).await;
+        tracing::info!(run = %report.id, tenants = report.outcomes.len(), failed = report.failed(), "migration run finished");
+    });
+    Ok(id)
+}
+
+pub async fn find_run(state: &AppState, id: &str) -> Result<FanoutRun> {
+    state
+        .registry
+        .find_run(id)
+        .await?
+        .ok_or_else(|| Error::not_found("migration run"))
 }
 
 async fn migrate_one(

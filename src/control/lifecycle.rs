@@ -1,8 +1,11 @@
 //! A tenant's life after provisioning: look up, list, suspend, resume, domains, delete. Each
 //! registry write evicts this router's cache at once; other routers notice within the TTL.
 
+use serde_json::json;
+
 use super::storage;
 use crate::{
+    audit::{self, Actor},
     error::{Error, Result},
     state::AppState,
     tenant::{Domain, Slug, Status, TenantId, TenantRecord},
@@ -54,6 +57,27 @@ async fn transition(
     }
     state.registry.set_status(&tenant, to, None).await?;
     tracing::info!(tenant = %tenant.slug, status = %to, "tenant status changed");
+    // The tenant's own audit log says so too; the status change stands even if it cannot.
+    match state.pools.get(&tenant).await {
+        Ok(pool) => {
+            let action = if to == Status::Suspended {
+                "tenant.suspended"
+            } else {
+                "tenant.resumed"
+            };
+            audit::record_or_log(
+                &pool,
+                action,
+                Actor::Operator,
+                None,
+                json!({ "from": from, "to": to }),
+            )
+            .await;
+        }
+        Err(error) => {
+            tracing::warn!(tenant = %tenant.slug, %error, "status change not written to the audit log")
+        }
+    }
     find(state, slug).await
 }
 

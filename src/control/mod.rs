@@ -5,10 +5,15 @@ mod fanout;
 mod lifecycle;
 mod placement;
 mod provision;
+mod stats;
 mod storage;
+mod support;
 
 pub use fanout::{
-    migrate, migration_status, FanoutOptions, FanoutReport, MigrationStatus, TenantOutcome,
+    find_run, migrate, migration_status, start_migration, FanoutOptions, FanoutReport,
+    MigrationStatus, TenantOutcome,
 };
 pub use lifecycle::{add_domain, delete, find, list, remove_domain, resume, suspend};
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
+pub use stats::{stats, TenantStats};
+pub use support::{support_session, SupportRequest, SupportSession};

@@ -77,6 +77,18 @@ pub async fn connect(state: &AppState, tenant: &TenantRecord) -> Result<AnyPool>
         .with_context(|| format!("opening the database of {}", tenant.slug))?)
 }
 
+/// The size of the tenant's database on disk, its write-ahead log included.
+pub async fn database_bytes(state: &AppState, tenant: &TenantRecord) -> Result<u64> {
+    let (_dir, file) = sqlite_file(server(state, tenant)?, tenant)?;
+    let mut total = 0;
+    for suffix in ["", "-wal"] {
+        if let Ok(meta) = tokio::fs::metadata(format!("{}{suffix}", file.display())).await {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
 /// Removes the tenant's database; a database already gone is fine.
 pub async fn drop_database(state: &AppState, tenant: &TenantRecord) -> Result<()> {
     let (_dir, file) = sqlite_file(server(state, tenant)?, tenant)?;

@@ -13,8 +13,9 @@ use sqlx::AnyPool;
 use std::sync::Arc;
 
 use crate::{
+    audit::Actor,
     error::Error,
-    identity::{Role, User},
+    identity::{ApiToken, Role, Scope, User},
     state::AppState,
     tenant::TenantRecord,
 };
@@ -106,17 +107,62 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
 /// The signed-in user of the resolved tenant, checked against the tenant database on every
 /// request, so removal and role changes take effect at once.
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser {
+    pub user: User,
+    pub credential: Credential,
+}
+
+/// How the user proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An access token (JWT) from a sign-in, a refresh or a support session.
+    AccessToken,
+    /// An API token: limited to its scopes, and never beyond the user's role.
+    ApiToken(ApiToken),
+}
 
 impl CurrentUser {
-    /// `403 forbidden` unless the user's role is at least `required`.
+    /// For endpoints no scope names: an access token with at least `required`. API tokens are
+    /// refused, since each scope allows only what it names.
     pub fn require(&self, required: Role) -> Result<&User, Error> {
-        if self.0.role.at_least(required) {
-            Ok(&self.0)
+        if let Credential::ApiToken(_) = self.credential {
+            return Err(Error::Forbidden(
+                "API tokens cannot use this endpoint".into(),
+            ));
+        }
+        self.require_role(required)
+    }
+
+    /// For endpoints a scope names: at least `required`, and `scope` when it is an API token.
+    pub fn require_scoped(&self, required: Role, scope: Scope) -> Result<&User, Error> {
+        if let Credential::ApiToken(token) = &self.credential {
+            if !token.scopes.contains(&scope) {
+                return Err(Error::Forbidden(format!(
+                    "this API token lacks the {scope} scope"
+                )));
+            }
+        }
+        self.require_role(required)
+    }
+
+    fn require_role(&self, required: Role) -> Result<&User, Error> {
+        if self.user.role.at_least(required) {
+            Ok(&self.user)
         } else {
             Err(Error::Forbidden(format!(
                 "this needs the {required} role or higher"
             )))
+        }
+    }
+
+    /// Who this is, for the audit log.
+    pub fn actor(&self) -> Actor<'_> {
+        match &self.credential {
+            Credential::AccessToken => Actor::User(&self.user.id),
+            Credential::ApiToken(token) => Actor::ApiToken {
+                user: &self.user.id,
+                token: &token.id,
+            },
         }
     }
 }
@@ -127,11 +173,21 @@ impl FromRequestParts<AppState> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let db = TenantDb::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or(Error::Unauthorized("a bearer token is required"))?;
+        if token.starts_with("sk_") {
+            let (api_token, user) = state.api_tokens.authenticate(&db.pool, token).await?;
+            return Ok(CurrentUser {
+                user,
+                credential: Credential::ApiToken(api_token),
+            });
+        }
         let claims = state.access_tokens.verify(db.tenant.id, token)?;
         let user = User::by_id(&db.pool, &claims.sub)
             .await?
             .ok_or(Error::Unauthorized("this account no longer exists"))?;
-        Ok(CurrentUser(user))
+        Ok(CurrentUser {
+            user,
+            credential: Credential::AccessToken,
+        })
     }
 }
 

@@ -42,8 +42,13 @@ impl AccessTokens {
         self.ttl_secs
     }
 
-    /// Mints a token for `user` in `tenant`, valid for `ttl_secs`. Returns it and its `exp`.
-    pub fn issue(&self, tenant: TenantId, user: &User, ttl_secs: u64) -> Result<(String, i64)> {
+    /// Mints a token for `user` in `tenant`, valid for `ttl_secs`. Returns it and its claims.
+    pub fn issue(
+        &self,
+        tenant: TenantId,
+        user: &User,
+        ttl_secs: u64,
+    ) -> Result<(String, AccessClaims)> {
         let iat = clock::now_ms() / 1000;
         let claims = AccessClaims {
             sub: user.id.clone(),
@@ -56,7 +61,7 @@ impl AccessTokens {
         let key = EncodingKey::from_secret(&self.secrets.derive(Purpose::Jwt, tenant));
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &key).map_err(anyhow::Error::from)?;
-        Ok((token, claims.exp))
+        Ok((token, claims))
     }
 
     /// Verifies signature (this tenant's key, HS256 only), expiry and every claim.

@@ -2,15 +2,22 @@
 //! in two tenants is two accounts, and nothing here ever touches another tenant's pool.
 
 mod access_token;
+mod api_token;
 mod email;
+mod invitation;
 mod password;
 mod refresh_token;
 mod role;
+mod scope;
+mod secret_token;
 mod user;
 
 pub use access_token::{AccessClaims, AccessTokens};
+pub use api_token::{ApiToken, ApiTokens};
 pub use email::Email;
+pub use invitation::Invitation;
 pub use password::{validate_password, PasswordHasher};
 pub use refresh_token::RefreshTokens;
 pub use role::Role;
+pub use scope::Scope;
 pub use user::{validate_name, NewUser, User};

@@ -2,11 +2,9 @@
 //! presenting a token that was already spent is reuse (it was stolen, or the client is broken),
 //! and revokes the whole family.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
+use super::secret_token::{self, hash};
 use crate::{
     clock,
     error::{Error, Result},
@@ -90,9 +88,7 @@ impl RefreshTokens {
         user_id: &str,
         family: &str,
     ) -> Result<String> {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let raw = format!("rt_{}", URL_SAFE_NO_PAD.encode(bytes));
+        let raw = secret_token::generate("rt_");
         let now = clock::now_ms();
         sqlx::query(
             "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
@@ -119,9 +115,4 @@ async fn revoke_family(conn: &mut sqlx::AnyConnection, family: &str, now: i64) -
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Tokens are stored only as their SHA-256: a leaked table yields no usable token.
-fn hash(raw: &str) -> String {
-    hex::encode(Sha256::digest(raw.as_bytes()))
 }

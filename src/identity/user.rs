@@ -68,7 +68,10 @@ impl User {
     }
 
     /// Creates a user; an email already taken in this tenant is `409 conflict`.
-    pub async fn create(pool: &AnyPool, new: NewUser<'_>) -> Result<User> {
+    pub async fn create<'c, E>(executor: E, new: NewUser<'_>) -> Result<User>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             email: new.email.as_str().to_owned(),
@@ -86,12 +89,65 @@ impl User {
         .bind(new.password_hash)
         .bind(user.role.as_str())
         .bind(user.created_at)
-        .execute(pool)
+        .execute(executor)
         .await
         .map_err(conflict_on_unique(
             "an account with this email already exists in this tenant",
         ))?;
         Ok(user)
+    }
+
+    /// Members, newest first, after the cursor `after`.
+    pub async fn list(pool: &AnyPool, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Changes a role. Demoting the last owner is refused in the same statement, so two
+    /// concurrent demotions cannot leave the tenant without one. Returns false when refused.
+    pub async fn set_role(pool: &AnyPool, id: &str, role: Role) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET role = $1, updated_at = $2
+             WHERE id = $3 AND (role <> 'owner' OR $1 = 'owner'
+                                OR (SELECT COUNT(*) FROM users WHERE role = 'owner') > 1)",
+        )
+        .bind(role.as_str())
+        .bind(clock::now_ms())
+        .bind(id)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a user; their refresh and API tokens go with them (foreign keys cascade), and
+    /// their access tokens stop working because every request checks the user. The last owner
+    /// is never removed. Returns false when refused.
+    pub async fn remove(pool: &AnyPool, id: &str) -> Result<bool> {
+        let mut tx = pool.begin().await?;
+        for table in ["refresh_tokens", "api_tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query(
+            "DELETE FROM users
+             WHERE id = $1 AND (role <> 'owner' OR (SELECT COUNT(*) FROM users WHERE role = 'owner') > 1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

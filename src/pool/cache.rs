@@ -97,6 +97,11 @@ impl TenantPools {
         }
     }
 
+    /// Connections held to this tenant's database now (0 when it has no pool open).
+    pub async fn open_connections(&self, tenant: TenantId) -> u32 {
+        self.cache.get(&tenant).await.map_or(0, |pool| pool.size())
+    }
+
     /// Pools open right now.
     pub fn open_count(&self) -> u64 {
         self.cache.entry_count()

@@ -3,9 +3,11 @@
 //! once on this process and no caller can forget to.
 
 mod cache;
+mod runs;
 mod store;
 
 pub use cache::RegistryCache;
+pub use runs::FanoutRun;
 pub use store::{NewTenant, RegistryStore};
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -99,6 +101,18 @@ impl Registry {
 
     pub async fn tenants_per_server(&self) -> Result<HashMap<String, i64>> {
         self.store.tenants_per_server().await
+    }
+
+    pub async fn insert_run(&self, run: &FanoutRun) -> Result<()> {
+        self.store.insert_run(run).await
+    }
+
+    pub async fn finish_run(&self, id: &str, migrated: i64, failed: i64) -> Result<()> {
+        self.store.finish_run(id, migrated, failed).await
+    }
+
+    pub async fn find_run(&self, id: &str) -> Result<Option<FanoutRun>> {
+        self.store.find_run(id).await
     }
 
     /// `/readyz`: can the registry be queried?

@@ -26,7 +26,7 @@ pub struct NewTenant {
 }
 
 pub struct RegistryStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
 }
 
 const COLUMNS: &str =

@@ -1,6 +1,8 @@
 //! The admin API (`/admin/v1`, its own listener): operators' front end over `control/`.
 //! Every call needs `Authorization: Bearer <admin.token>`, compared in constant time.
 
+mod migrations;
+mod support;
 mod tenants;
 
 use axum::{
@@ -16,7 +18,10 @@ use subtle::ConstantTimeEq;
 use crate::{error::Error, http::extract::bearer, state::AppState};
 
 pub fn router() -> Router<AppState> {
-    tenants::router()
+    Router::new()
+        .merge(tenants::router())
+        .merge(support::router())
+        .merge(migrations::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.

@@ -2,8 +2,10 @@
 
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::{
+    audit::{self, Actor},
     error::{Error, Result},
     http::extract::{Json, TenantDb},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
@@ -62,7 +64,7 @@ fn token_response(
     refresh_token: String,
 ) -> Result<TokenResponse> {
     let ttl = state.access_tokens.ttl_secs();
-    let (access_token, _exp) = state.access_tokens.issue(db.tenant.id, &user, ttl)?;
+    let (access_token, _claims) = state.access_tokens.issue(db.tenant.id, &user, ttl)?;
     Ok(TokenResponse {
         user,
         access_token,
@@ -104,6 +106,14 @@ async fn signup(
     )
     .await?;
     tracing::info!(user = %user.id, "signed up");
+    audit::record(
+        &db.pool,
+        "auth.signed_up",
+        Actor::User(&user.id),
+        Some(&user.id),
+        json!({ "email": user.email }),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(start_session(&state, &db, user).await?),
@@ -137,10 +147,29 @@ async fn login(
     match user {
         Some(user) if verified => {
             tracing::info!(user = %user.id, "signed in");
+            audit::record_or_log(
+                &db.pool,
+                "auth.login_succeeded",
+                Actor::User(&user.id),
+                Some(&user.id),
+                json!({}),
+            )
+            .await;
             Ok(Json(start_session(&state, &db, user).await?))
         }
-        _ => {
+        user => {
             tracing::info!("sign-in failed");
+            // The attempted email is kept (length-capped) so admins can see who is being tried.
+            let attempted: String = body.email.trim().chars().take(254).collect();
+            let target = user.as_ref().map(|u| u.id.as_str());
+            audit::record_or_log(
+                &db.pool,
+                "auth.login_failed",
+                Actor::Anonymous,
+                target,
+                json!({ "email": attempted }),
+            )
+            .await;
             Err(Error::InvalidCredentials)
         }
     }

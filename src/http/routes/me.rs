@@ -4,7 +4,9 @@ use axum::{routing::get, Router};
 use serde_json::{json, Value};
 
 use crate::{
+    error::Result,
     http::extract::{CurrentUser, Json, TenantDb},
+    identity::Role,
     state::AppState,
 };
 
@@ -12,12 +14,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/me", get(get_me))
 }
 
-async fn get_me(db: TenantDb, CurrentUser(user): CurrentUser) -> Json<Value> {
-    Json(json!({
+async fn get_me(db: TenantDb, current: CurrentUser) -> Result<Json<Value>> {
+    let user = current.require(Role::Viewer)?;
+    Ok(Json(json!({
         "id": user.id,
         "email": user.email,
         "name": user.name,
         "role": user.role,
         "tenant": { "id": db.tenant.id, "slug": db.tenant.slug, "name": db.tenant.name },
-    }))
+    })))
 }

@@ -1,8 +1,12 @@
 //! The tenant API, one module per resource; each owns its `router()`.
 
+mod api_tokens;
+mod audit;
 mod auth;
 mod health;
+mod invitations;
 mod me;
+mod members;
 mod projects;
 
 use axum::Router;
@@ -15,4 +19,8 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(me::router())
         .merge(projects::router())
+        .merge(members::router())
+        .merge(invitations::router())
+        .merge(api_tokens::router())
+        .merge(audit::router())
 }

@@ -12,7 +12,7 @@ use crate::{
         extract::{CurrentUser, Json, Query, TenantDb},
         pagination::{Page, PageQuery},
     },
-    identity::{validate_name, Role},
+    identity::{validate_name, Role, Scope},
     state::AppState,
 };
 
@@ -78,7 +78,7 @@ async fn list_projects(
     user: CurrentUser,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<Project>>> {
-    user.require(Role::Viewer)?;
+    user.require_scoped(Role::Viewer, Scope::ProjectsRead)?;
     let page = query.parse()?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
@@ -98,7 +98,7 @@ async fn create_project(
     user: CurrentUser,
     Json(body): Json<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>)> {
-    let user = user.require(Role::Member)?;
+    let user = user.require_scoped(Role::Member, Scope::ProjectsWrite)?;
     let now = clock::now_ms();
     let project = Project {
         id: uuid::Uuid::now_v7().to_string(),
@@ -127,7 +127,7 @@ async fn get_project(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Project>> {
-    user.require(Role::Viewer)?;
+    user.require_scoped(Role::Viewer, Scope::ProjectsRead)?;
     Ok(Json(find(&db.pool, &id).await?))
 }
 
@@ -138,7 +138,7 @@ async fn update_project(
     Json(body): Json<UpdateProject>,
 ) -> Result<Json<Project>> {
     // A project's owner may edit it while they can still write (member+); admins always may.
-    let user = user.require(Role::Member)?;
+    let user = user.require_scoped(Role::Member, Scope::ProjectsWrite)?;
     let mut project = find(&db.pool, &id).await?;
     if project.owner_id != user.id && !user.role.at_least(Role::Admin) {
         return Err(Error::Forbidden(
@@ -167,7 +167,7 @@ async fn delete_project(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    user.require(Role::Admin)?;
+    user.require_scoped(Role::Admin, Scope::ProjectsWrite)?;
     let done = sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(&id)
         .execute(&db.pool)

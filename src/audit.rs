@@ -1,0 +1,120 @@
+//! The tenant's audit log, kept in the tenant's own database: who did what, and when. Both
+//! paths write to it (sign-ins on the request path, suspension and support access on the
+//! control path); admins of the tenant read it.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+use crate::{clock, error::Result};
+
+/// Who acted.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A signed-in user of the tenant.
+    User(&'a str),
+    /// A user acting through one of their API tokens.
+    ApiToken { user: &'a str, token: &'a str },
+    /// An operator through the admin API or CLI.
+    Operator,
+    /// Someone not signed in (a failed sign-in, an invitation being accepted).
+    Anonymous,
+}
+
+impl Actor<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::ApiToken { .. } => "api_token",
+            Actor::Operator => "operator",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+
+    fn id(&self) -> Option<&str> {
+        match self {
+            Actor::User(id) | Actor::ApiToken { user: id, .. } => Some(id),
+            Actor::Operator | Actor::Anonymous => None,
+        }
+    }
+}
+
+/// One entry as `GET /v1/audit` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub target: Option<String>,
+    pub details: Value,
+    #[serde(serialize_with = "clock::as_rfc3339")]
+    pub created_at: i64,
+}
+
+/// Appends an entry. `details` must never hold secrets: no passwords, no raw tokens.
+pub async fn record(
+    pool: &AnyPool,
+    action: &str,
+    actor: Actor<'_>,
+    target: Option<&str>,
+    mut details: Value,
+) -> Result<()> {
+    if let Actor::ApiToken { token, .. } = actor {
+        details["api_token_id"] = Value::from(token);
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (id, action, actor_kind, actor_id, target, details, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(action)
+    .bind(actor.kind())
+    .bind(actor.id())
+    .bind(target)
+    .bind(details.to_string())
+    .bind(clock::now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Like [`record`], for events whose loss must not fail the request (a failed sign-in):
+/// a failure to write is logged instead.
+pub async fn record_or_log(
+    pool: &AnyPool,
+    action: &str,
+    actor: Actor<'_>,
+    target: Option<&str>,
+    details: Value,
+) {
+    if let Err(error) = record(pool, action, actor, target, details).await {
+        tracing::error!(action, %error, "could not write to the audit log");
+    }
+}
+
+/// Entries newest first, after the cursor `after`.
+pub async fn list(pool: &AnyPool, after: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, action, actor_kind, actor_id, target, details, created_at FROM audit_log
+         WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(after.unwrap_or_default())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditEntry> {
+    let details: String = row.try_get("details")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        action: row.try_get("action")?,
+        actor_kind: row.try_get("actor_kind")?,
+        actor_id: row.try_get("actor_id")?,
+        target: row.try_get("target")?,
+        details: serde_json::from_str(&details).unwrap_or(Value::Null),
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -1,0 +1,40 @@
+//! A tenant's vital signs for operators: users, projects, database size, open connections.
+
+use serde::Serialize;
+
+use super::{lifecycle, storage};
+use crate::{error::Result, state::AppState};
+
+#[derive(Debug, Serialize)]
+pub struct TenantStats {
+    pub users: i64,
+    pub projects: i64,
+    pub database_bytes: u64,
+    /// Connections this router holds to the tenant's database right now.
+    pub open_connections: u32,
+}
+
+pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
+    let tenant = lifecycle::find(state, slug).await?;
+    let open_connections = state.pools.open_connections(tenant.id).await;
+    let pool = storage::connect(state, &tenant).await?;
+    let counts = async {
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&pool)
+            .await?;
+        let projects: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects")
+            .fetch_one(&pool)
+            .await?;
+        Result::<(i64, i64)>::Ok((users, projects))
+    }
+    .await;
+    pool.close().await;
+    let (users, projects) = counts?;
+    let database_bytes = storage::database_bytes(state, &tenant).await?;
+    Ok(TenantStats {
+        users,
+        projects,
+        database_bytes,
+        open_connections,
+    })
+}

@@ -1,0 +1,116 @@
+//! Invitations: admins invite an email with a role; the invitee accepts with the token and
+//! becomes a user of this tenant only.
+
+use axum::{extract::State, http::StatusCode, routing::post, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::{start_session, TokenResponse};
+use crate::{
+    audit::{self, Actor},
+    error::{Error, Result},
+    http::extract::{CurrentUser, Json, TenantDb},
+    identity::{validate_name, validate_password, Email, Invitation, Role, User},
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/invitations", post(create_invitation))
+        .route("/v1/invitations/accept", post(accept_invitation))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInvitation {
+    email: String,
+    role: String,
+}
+
+#[derive(Serialize)]
+struct CreatedInvitation {
+    #[serde(flatten)]
+    invitation: Invitation,
+    token: String,
+}
+
+async fn create_invitation(
+    db: TenantDb,
+    current: CurrentUser,
+    Json(body): Json<CreateInvitation>,
+) -> Result<(StatusCode, Json<CreatedInvitation>)> {
+    let actor = current.require(Role::Admin)?;
+    let email = Email::parse(&body.email).map_err(|m| Error::field("email", m))?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|m: &str| Error::field("role", m))?;
+    if role == Role::Owner && actor.role != Role::Owner {
+        return Err(Error::Forbidden("only an owner invites an owner".into()));
+    }
+    if User::with_hash_by_email(&db.pool, &email).await?.is_some() {
+        return Err(Error::Conflict(
+            "this email is already a member of this tenant".into(),
+        ));
+    }
+    let (invitation, token) = Invitation::create(&db.pool, &email, role, &actor.id).await?;
+    let details = json!({ "email": email, "role": role, "invitation_id": invitation.id });
+    audit::record(
+        &db.pool,
+        "invitation.created",
+        current.actor(),
+        Some(&invitation.id),
+        details,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInvitation { invitation, token }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptInvitation {
+    token: String,
+    password: String,
+    name: Option<String>,
+}
+
+async fn accept_invitation(
+    State(state): State<AppState>,
+    db: TenantDb,
+    Json(body): Json<AcceptInvitation>,
+) -> Result<(StatusCode, Json<TokenResponse>)> {
+    validate_password(&body.password)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validate_name("name", n))
+        .transpose()?;
+    // Checked before hashing, so a bogus token costs no argon2 work.
+    let invitation = Invitation::find_open(&db.pool, &body.token).await?;
+    let name = name.unwrap_or_else(|| {
+        invitation
+            .email
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    let password_hash = state.passwords.hash(&body.password).await?;
+    let user = Invitation::accept(&db.pool, &body.token, &name, &password_hash).await?;
+    let details = json!({ "email": user.email, "role": user.role, "invitation_id": invitation.id });
+    audit::record(
+        &db.pool,
+        "invitation.accepted",
+        Actor::User(&user.id),
+        Some(&user.id),
+        details,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(start_session(&state, &db, user).await?),
+    ))
+}
