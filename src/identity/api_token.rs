@@ -115,7 +115,7 @@ impl ApiTokens {
             .last_used_at
             .is_some_and(|at| now - at < TOUCH_EVERY_MS);
         let mut touched = self.last_touch.entry(token.id.clone()).or_insert(i64::MIN);
-        if stored_recently || now - *touched < TOUCH_EVERY_MS {
+        if stored_recently || now.saturating_sub(*touched) < TOUCH_EVERY_MS {
             return false;
         }
         *touched = now;

@@ -3,12 +3,17 @@
 
 mod helpers;
 
+mod api_tokens;
 mod bad_input;
 mod cli;
 mod identity;
+mod invitations;
 mod isolation;
 mod jwt;
 mod lifecycle;
+mod members;
+mod operators;
 mod pools;
 mod projects;
 mod resolution;
+mod roles;

@@ -59,7 +59,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn from_reply(reply: &Reply) -> Self {
+    pub fn from_reply(reply: &Reply) -> Self {
         Session {
             user_id: reply.body["user"]["id"]
                 .as_str()
