@@ -29,6 +29,7 @@ pub mod tenant;
 // request path
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod pool;
 pub mod registry;
 pub mod resolve;

@@ -96,6 +96,16 @@ impl Plans {
         self.0.keys().map(String::as_str).collect()
     }
 
+    /// Limits for a tenant whose plan folder has gone (it keeps working, with the defaults).
+    pub fn fallback_settings(&self) -> PlanSettings {
+        PlanSettings {
+            open_signup: false,
+            requests_per_second: default_rps(),
+            burst: default_burst(),
+            max_concurrent_requests: default_concurrency(),
+        }
+    }
+
     /// The plan a tenant gets when none is named: `free` when it exists, else the first.
     pub fn default_name(&self) -> &str {
         if self.0.contains_key("free") {

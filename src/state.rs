@@ -9,11 +9,13 @@ use crate::{
     config::Settings,
     database::PoolShape,
     identity::{AccessTokens, ApiTokens, PasswordHasher, RefreshTokens},
+    limits::TenantLimits,
     plans::Plans,
     pool::{Servers, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
     secrets::Secrets,
+    telemetry::{Metrics, ServerConnections},
 };
 
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct Inner {
     pub access_tokens: AccessTokens,
     pub refresh_tokens: RefreshTokens,
     pub api_tokens: ApiTokens,
+    pub limits: TenantLimits,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Deref for AppState {
@@ -48,10 +52,9 @@ impl AppState {
             Arc::new(Servers::from_settings(&settings.servers).map_err(anyhow::Error::msg)?);
         let plans = Plans::load(&settings.templates_dir)?;
         let store = RegistryStore::open(&settings.registry_url()).await?;
-        let registry = Arc::new(Registry::new(
-            store,
-            Duration::from_secs(settings.registry.cache_ttl_secs),
-        ));
+        let metrics = Arc::new(Metrics::default());
+        let ttl = Duration::from_secs(settings.registry.cache_ttl_secs);
+        let registry = Arc::new(Registry::new(store, ttl, metrics.clone()));
         let shape = PoolShape {
             max_connections: settings.pool.max_connections_per_tenant,
             acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),
@@ -60,6 +63,7 @@ impl AppState {
         let pools = TenantPools::new(
             servers.clone(),
             registry.clone(),
+            metrics.clone(),
             shape,
             Duration::from_secs(settings.pool.idle_ttl_secs),
             settings.migrations.on_open,
@@ -70,6 +74,8 @@ impl AppState {
             access_tokens: AccessTokens::new(secrets, settings.auth.access_ttl_secs),
             refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
             api_tokens: ApiTokens::default(),
+            limits: TenantLimits::default(),
+            metrics,
             registry,
             servers,
             pools,
@@ -77,6 +83,22 @@ impl AppState {
             settings,
         };
         Ok(Self(Arc::new(inner)))
+    }
+
+    /// The Prometheus text for `/metrics`, gauges read now.
+    pub fn render_metrics(&self) -> String {
+        let held = self.pools.connections_by_server();
+        let servers: Vec<ServerConnections> = self
+            .settings
+            .servers
+            .iter()
+            .map(|(name, server)| ServerConnections {
+                server: name.clone(),
+                held: held.get(name).copied().unwrap_or(0),
+                budget: u64::from(server.max_connections),
+            })
+            .collect();
+        self.metrics.render(self.pools.open_count(), &servers)
     }
 
     /// Closes every tenant pool and the registry (shutdown, end of a CLI command).

@@ -259,6 +259,7 @@ async fn migrate_one(
         Result::<i64>::Ok(version)
     }
     .await;
+    state.metrics.tenant_migrated(result.is_ok());
     match result {
         Ok(to) => TenantOutcome::Migrated { slug, from, to },
         Err(error) => {

@@ -100,7 +100,9 @@ pub async fn provision(
         }
     };
 
-    match build(state, &record, &valid).await {
+    let built = build(state, &record, &valid).await;
+    state.metrics.provisioned(built.is_ok());
+    match built {
         Ok(version) => {
             state.registry.set_schema_version(&record, version).await?;
             state

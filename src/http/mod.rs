@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod extract;
+mod observe;
 mod pagination;
 mod routes;
 mod serve;
@@ -25,6 +26,7 @@ use crate::{error::Error, state::AppState};
 /// The main listener's service.
 pub fn app(state: AppState) -> Router {
     let routes = routes::router()
+        .route_layer(middleware::from_fn(observe::label_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
@@ -39,12 +41,16 @@ pub fn app(state: AppState) -> Router {
                 state.clone(),
                 tenant_layer::tenant_layer,
             ));
-    with_limits(tenant_scoped, &state)
+    with_limits(tenant_scoped, &state).layer(middleware::from_fn_with_state(
+        (state, "main"),
+        observe::observe,
+    ))
 }
 
 /// The admin listener's service.
 pub fn admin_app(state: AppState) -> Router {
     let routes = admin::router()
+        .route_layer(middleware::from_fn(observe::label_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -53,7 +59,10 @@ pub fn admin_app(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
         .with_state(state.clone());
-    with_limits(routes, &state)
+    with_limits(routes, &state).layer(middleware::from_fn_with_state(
+        (state, "admin"),
+        observe::observe,
+    ))
 }
 
 /// Layers both listeners share: a request timeout (`503 timeout`) and panics as `500 internal`.

@@ -12,6 +12,7 @@ use axum::{
 use crate::{
     error::{Error, Result},
     http::extract::TenantDb,
+    limits::Admission,
     resolve::{self, RequestFacts},
     state::AppState,
     tenant::{Slug, Status},
@@ -29,13 +30,13 @@ pub async fn tenant_layer(
         return next.run(request).await;
     }
     match attach_tenant(&state, &mut request).await {
-        Ok(()) => next.run(request).await,
+        // The admission is held until the response is ready: it is the tenant's concurrency slot.
+        Ok(_admission) => next.run(request).await,
         Err(error) => error.into_response(),
     }
 }
 
-#[tracing::instrument(name = "resolve", skip_all)]
-async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<()> {
+async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admission> {
     let x_tenant = request
         .headers()
         .get("x-tenant")
@@ -72,13 +73,20 @@ async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<()> {
             return Err(Error::TenantUnavailable { retry_after: 30 })
         }
     }
+    let plan = state.plans.get(&tenant.plan).map(|plan| &plan.settings);
+    let admission = state
+        .limits
+        .admit(tenant.id, plan.unwrap_or(&state.plans.fallback_settings()))
+        .inspect_err(|_| {
+            state.metrics.rate_limited();
+        })?;
     let pool = state.pools.get(&tenant).await?;
 
     if let Some(path) = claims.stripped_path {
         *request.uri_mut() = strip_prefix(request.uri(), &path)?;
     }
     request.extensions_mut().insert(TenantDb { tenant, pool });
-    Ok(())
+    Ok(admission)
 }
 
 /// The same URI with `path` in place of `/t/<slug>/...`, query kept.

@@ -2,7 +2,7 @@
 //! single-flight (fifty concurrent first requests open one pool), and `time_to_idle` closes
 //! pools nobody used for `pool.idle_ttl_secs`.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use moka::{future::Cache, notification::RemovalCause};
 use sqlx::AnyPool;
@@ -12,15 +12,24 @@ use crate::{
     error::{Error, Result},
     registry::Registry,
     schema,
+    telemetry::Metrics,
     tenant::{TenantId, TenantRecord},
 };
 
 use super::Servers;
 
+/// A cached pool and the server it connects to (for per-server accounting).
+#[derive(Clone)]
+struct OpenPool {
+    server: Arc<str>,
+    pool: AnyPool,
+}
+
 pub struct TenantPools {
-    cache: Cache<TenantId, AnyPool>,
+    cache: Cache<TenantId, OpenPool>,
     servers: Arc<Servers>,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     shape: PoolShape,
     migrate_on_open: bool,
 }
@@ -29,6 +38,7 @@ impl TenantPools {
     pub fn new(
         servers: Arc<Servers>,
         registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
         shape: PoolShape,
         idle_ttl: Duration,
         migrate_on_open: bool,
@@ -36,7 +46,8 @@ impl TenantPools {
         let cache = Cache::builder()
             .time_to_idle(idle_ttl)
             .eviction_listener(
-                |tenant: Arc<TenantId>, pool: AnyPool, cause: RemovalCause| {
+                |tenant: Arc<TenantId>, open: OpenPool, cause: RemovalCause| {
+                    let pool = open.pool;
                     tracing::debug!(tenant = %tenant, ?cause, "closing tenant pool");
                     // Closing waits for checked-out connections to come back, so a request that
                     // still holds one finishes first.
@@ -50,6 +61,7 @@ impl TenantPools {
             cache,
             servers,
             registry,
+            metrics,
             shape,
             migrate_on_open,
         }
@@ -61,13 +73,14 @@ impl TenantPools {
         self.cache
             .try_get_with(tenant.id, self.open(tenant))
             .await
+            .map(|open| open.pool)
             .map_err(|error: Arc<Error>| {
                 tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
                 Error::TenantUnavailable { retry_after: 5 }
             })
     }
 
-    async fn open(&self, tenant: &TenantRecord) -> Result<AnyPool> {
+    async fn open(&self, tenant: &TenantRecord) -> Result<OpenPool> {
         let server = self.servers.get(&tenant.server).ok_or_else(|| {
             anyhow::anyhow!(
                 "tenant {} is on unknown server {:?}",
@@ -87,22 +100,38 @@ impl TenantPools {
             tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
         }
         tracing::debug!(tenant = %tenant.slug, "opened tenant pool");
-        Ok(pool)
+        self.metrics.pool_opened();
+        Ok(OpenPool {
+            server: tenant.server.as_str().into(),
+            pool,
+        })
     }
 
     /// Closes and forgets a tenant's pool (deletion, or a database that moved).
     pub async fn evict(&self, tenant: TenantId) {
-        if let Some(pool) = self.cache.remove(&tenant).await {
-            pool.close().await;
+        if let Some(open) = self.cache.remove(&tenant).await {
+            open.pool.close().await;
         }
     }
 
     /// Connections held to this tenant's database now (0 when it has no pool open).
     pub async fn open_connections(&self, tenant: TenantId) -> u32 {
-        self.cache.get(&tenant).await.map_or(0, |pool| pool.size())
+        self.cache
+            .get(&tenant)
+            .await
+            .map_or(0, |open| open.pool.size())
     }
 
-    /// Pools open right now.
+    /// Connections held right now, per server name.
+    pub fn connections_by_server(&self) -> HashMap<String, u64> {
+        let mut held = HashMap::new();
+        for (_, open) in self.cache.iter() {
+            *held.entry(open.server.to_string()).or_default() += u64::from(open.pool.size());
+        }
+        held
+    }
+
+    /// Pools open right now (moka counts lazily: exact after [`Self::run_housekeeping`]).
     pub fn open_count(&self) -> u64 {
         self.cache.entry_count()
     }
@@ -114,7 +143,7 @@ impl TenantPools {
 
     /// Closes every pool (shutdown).
     pub async fn close_all(&self) {
-        let pools: Vec<AnyPool> = self.cache.iter().map(|(_, pool)| pool).collect();
+        let pools: Vec<AnyPool> = self.cache.iter().map(|(_, open)| open.pool).collect();
         self.cache.invalidate_all();
         for pool in pools {
             pool.close().await;

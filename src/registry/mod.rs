@@ -14,6 +14,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crate::{
     error::Result,
+    telemetry::Metrics,
     tenant::{Slug, Status, TenantId, TenantRecord},
 };
 
@@ -21,25 +22,37 @@ use crate::{
 pub struct Registry {
     store: RegistryStore,
     cache: RegistryCache,
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
-    pub fn new(store: RegistryStore, ttl: Duration) -> Self {
+    pub fn new(store: RegistryStore, ttl: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             cache: RegistryCache::new(ttl),
+            metrics,
         }
     }
 
     /// Request path: the tenant with this slug, from the cache when possible.
     pub async fn find(&self, slug: &Slug) -> Result<Option<Arc<TenantRecord>>> {
-        self.cache.tenant(slug, || self.store.by_slug(slug)).await
+        self.metrics.registry_lookup();
+        self.cache
+            .tenant(slug, || {
+                self.metrics.registry_miss();
+                self.store.by_slug(slug)
+            })
+            .await
     }
 
     /// Request path: the slug a custom domain belongs to, from the cache when possible.
     pub async fn slug_for_domain(&self, domain: &str) -> Result<Option<Slug>> {
+        self.metrics.registry_lookup();
         self.cache
-            .domain(domain, || self.store.slug_for_domain(domain))
+            .domain(domain, || {
+                self.metrics.registry_miss();
+                self.store.slug_for_domain(domain)
+            })
             .await
     }
 

@@ -12,6 +12,7 @@ mod isolation;
 mod jwt;
 mod lifecycle;
 mod members;
+mod operations;
 mod operators;
 mod pools;
 mod projects;

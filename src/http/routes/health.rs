@@ -1,6 +1,13 @@
-//! `/healthz` (the process is up) and `/readyz` (the control registry answers). No tenant needed.
+//! `/healthz` (the process is up), `/readyz` (the control registry answers) and `/metrics`
+//! (Prometheus text). No tenant needed.
 
-use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    Json, Router,
+};
 use serde_json::{json, Value};
 
 use crate::state::AppState;
@@ -9,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 async fn healthz() -> Json<Value> {
@@ -25,4 +33,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         });
         (StatusCode::SERVICE_UNAVAILABLE, Json(body))
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.render_metrics(),
+    )
 }

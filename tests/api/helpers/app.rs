@@ -23,7 +23,7 @@ pub struct TestApp {
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut settings: Settings = serde_json::from_value(json!({})).expect("defaults deserialize");
     settings.data_dir = dir.join("data");
-    settings.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_templates");
+    settings.templates_dir = test_templates(dir);
     settings.http.listen = "127.0.0.1:0".into();
     settings.admin.listen = "127.0.0.1:0".into();
     settings.admin.token = ADMIN_TOKEN.into();
@@ -33,6 +33,26 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings.auth.argon2_memory_kib = 1024;
     settings.auth.argon2_iterations = 1;
     settings
+}
+
+/// The shipped plans with limits no functional test reaches, plus `tight` for the limit tests:
+/// tests of behaviour must not fail for going faster than the free plan allows.
+fn test_templates(dir: &std::path::Path) -> PathBuf {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_templates");
+    let templates = dir.join("templates");
+    let plans = [
+        ("free", "open_signup = true\nrequests_per_second = 100000\nburst = 100000\nmax_concurrent_requests = 1000\n"),
+        ("pro", "open_signup = false\nrequests_per_second = 100000\nburst = 100000\nmax_concurrent_requests = 1000\n"),
+        ("tight", "open_signup = true\nrequests_per_second = 2\nburst = 3\nmax_concurrent_requests = 2\n"),
+    ];
+    for (plan, settings) in plans {
+        let folder = templates.join(plan);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("plan.toml"), settings).unwrap();
+        let seed = std::fs::read_to_string(shipped.join(plan).join("seed.sql")).unwrap_or_default();
+        std::fs::write(folder.join("seed.sql"), seed).unwrap();
+    }
+    templates
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,5 +1,10 @@
-//! Logging: pretty on a terminal, JSON when `log.format = "json"`; `RUST_LOG` overrides the level.
-//! Everything goes to stderr, so CLI output on stdout stays machine-readable.
+//! Logging and metrics. Logs: pretty on a terminal, JSON when `log.format = "json"`;
+//! `RUST_LOG` overrides the level; everything goes to stderr, so CLI output on stdout stays
+//! machine-readable. Metrics: see [`Metrics`].
+
+mod metrics;
+
+pub use metrics::{Metrics, ServerConnections};
 
 use tracing_subscriber::{fmt, EnvFilter};
 

@@ -1,0 +1,207 @@
+//! Prometheus metrics, one registry per `AppState` (no global recorder, so a test process can
+//! run many silos). Labels are bounded: route templates, methods, status codes, server names,
+//! outcomes. There are no per-tenant labels, whose number would grow with the customer base.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    listener: &'static str,
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+/// Connections held towards one server against its budget, read when metrics are scraped.
+pub struct ServerConnections {
+    pub server: String,
+    pub held: u64,
+    pub budget: u64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<HttpLabels, Counter>,
+    latency: Family<HttpLabels, Histogram>,
+    registry_lookups: Counter,
+    registry_misses: Counter,
+    pools_open: Gauge,
+    pools_opened: Counter,
+    connections: Family<ServerLabels, Gauge<u64, AtomicU64>>,
+    budget: Family<ServerLabels, Gauge<u64, AtomicU64>>,
+    rate_limited: Counter,
+    provisioning: Family<OutcomeLabels, Counter>,
+    migrations: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("silo");
+        let requests = Family::<HttpLabels, Counter>::default();
+        let latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            // 0.25 ms to about 8 s.
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        let metrics = Self {
+            requests,
+            latency,
+            registry_lookups: Counter::default(),
+            registry_misses: Counter::default(),
+            pools_open: Gauge::default(),
+            pools_opened: Counter::default(),
+            connections: Family::default(),
+            budget: Family::default(),
+            rate_limited: Counter::default(),
+            provisioning: Family::default(),
+            migrations: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests by listener, route and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by listener, route and status",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "registry_lookups",
+            "Tenant registry lookups (slug or domain)",
+            metrics.registry_lookups.clone(),
+        );
+        registry.register(
+            "registry_cache_misses",
+            "Registry lookups the cache could not answer (a registry query)",
+            metrics.registry_misses.clone(),
+        );
+        registry.register(
+            "tenant_pools_open",
+            "Tenant pools open on this router",
+            metrics.pools_open.clone(),
+        );
+        registry.register(
+            "tenant_pools_opened",
+            "Tenant pools opened since start",
+            metrics.pools_opened.clone(),
+        );
+        registry.register(
+            "server_connections",
+            "Connections held towards each server",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "server_connection_budget",
+            "Connection budget towards each server",
+            metrics.budget.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a tenant's rate or concurrency limit",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "provisioning",
+            "Provisioning runs by outcome",
+            metrics.provisioning.clone(),
+        );
+        registry.register(
+            "tenant_migrations",
+            "Tenant database migrations by outcome",
+            metrics.migrations.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(
+        &self,
+        listener: &'static str,
+        method: &str,
+        route: &str,
+        status: u16,
+        seconds: f64,
+    ) {
+        let labels = HttpLabels {
+            listener,
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn registry_lookup(&self) {
+        self.registry_lookups.inc();
+    }
+
+    pub fn registry_miss(&self) {
+        self.registry_misses.inc();
+    }
+
+    pub fn pool_opened(&self) {
+        self.pools_opened.inc();
+    }
+
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    pub fn provisioned(&self, ok: bool) {
+        self.provisioning
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    pub fn tenant_migrated(&self, ok: bool) {
+        self.migrations
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// The text exposition, with gauges read just now.
+    pub fn render(&self, pools_open: u64, servers: &[ServerConnections]) -> String {
+        self.pools_open.set(pools_open as i64);
+        for server in servers {
+            let labels = ServerLabels {
+                server: server.server.clone(),
+            };
+            self.connections.get_or_create(&labels).set(server.held);
+            self.budget.get_or_create(&labels).set(server.budget);
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}

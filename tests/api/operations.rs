@@ -1,0 +1,196 @@
+//! Operations: request ids, metrics, per-tenant limits, timeouts and graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_the_clients_own_when_it_is_sane() {
+    let app = spawn_app().await;
+    let own = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.headers()["x-request-id"], "trace-abc_123");
+    for bad in ["has space", &"x".repeat(129)] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{bad:?} replaced by a UUID, got {id}"
+        );
+    }
+    let error = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("x-tenant", "nobody")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error.status(), 404);
+    assert!(error.headers().contains_key("x-request-id"));
+    let admin = app
+        .client
+        .get(format!("http://{}/admin/v1/tenants", app.admin_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 401);
+    assert!(admin.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_without_tenant_labels() {
+    let app = spawn_app().await;
+    app.create_tenant("zebra-unique-slug").await;
+    let session = app
+        .tenant("zebra-unique-slug")
+        .signup("z@z.test", "zebra-password")
+        .await;
+    for _ in 0..3 {
+        app.tenant("zebra-unique-slug")
+            .get("/v1/projects", &session.access_token)
+            .await;
+    }
+    let reply = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    let text = reply.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("silo_http_requests_total")
+                && l.contains(r#"route="/v1/projects""#)
+                && l.contains(r#"status="200""#)
+        })
+        .unwrap_or_else(|| panic!("no request counter for /v1/projects in:\n{text}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    for name in [
+        "silo_http_request_duration_seconds_bucket",
+        "silo_registry_lookups_total",
+        "silo_registry_cache_misses_total",
+        "silo_tenant_pools_open",
+        "silo_server_connections",
+        "silo_server_connection_budget",
+        "silo_provisioning_total",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert!(
+        !text.contains("zebra-unique-slug"),
+        "tenant slugs must not become labels"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_past_its_plans_rate_gets_429_while_others_carry_on() {
+    let app = spawn_app().await;
+    let tight = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "noisy", "plan": "tight"})),
+        )
+        .await;
+    assert_eq!(tight.status, 201);
+    app.create_tenant("quiet").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let reply = app
+            .tenant("noisy")
+            .send(Method::GET, "/v1/projects", None, None)
+            .await;
+        if reply.status == 429 {
+            reply.assert_error(429, "rate_limited");
+            retry_after = reply
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(
+        &statuses[..3],
+        &[401, 401, 401],
+        "the burst of 3 is admitted: {statuses:?}"
+    );
+    assert!(
+        statuses[3..].iter().all(|s| *s == 429),
+        "then limited: {statuses:?}"
+    );
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    let quiet = app
+        .tenant("quiet")
+        .send(Method::GET, "/v1/projects", None, None)
+        .await;
+    assert_eq!(
+        quiet.status, 401,
+        "the quiet tenant is not limited by the noisy one"
+    );
+}
+
+#[tokio::test]
+async fn a_request_still_running_after_the_timeout_is_answered_503_timeout() {
+    let app = spawn_app_with(|s| s.http.request_timeout_secs = 1).await;
+    app.create_tenant("acme").await;
+    // Promise a body and never send it: the handler waits for it until the timeout fires.
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            response.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&response).contains("\"timeout\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains(r#""code":"timeout""#), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_closes_every_pool() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    app.tenant("acme")
+        .send(Method::GET, "/v1/projects", None, None)
+        .await;
+    let (addr, state) = (app.addr, app.state.clone());
+    state.pools.run_housekeeping().await;
+    assert_eq!(state.pools.open_count(), 1);
+    let started = Instant::now();
+    app.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown did not wait out the grace period"
+    );
+    state.pools.run_housekeeping().await;
+    assert_eq!(state.pools.open_count(), 0);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
