@@ -40,7 +40,7 @@ impl Actor<'_> {
 }
 
 /// One entry as `GET /v1/audit` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub action: String,
@@ -49,6 +49,7 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub details: Value,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

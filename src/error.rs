@@ -8,7 +8,8 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Field name to a sentence about what is wrong with it.
 pub type FieldErrors = BTreeMap<String, String>;
@@ -55,6 +56,23 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The body of every error response: `{"error": {"code", "message", "fields"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code such as `validation_failed` or `tenant_not_found`.
+    pub code: String,
+    /// One sentence for a person.
+    pub message: String,
+    /// For `validation_failed`: field name to what is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<FieldErrors>,
+}
 
 impl Error {
     /// A `validation_failed` error about one field.
@@ -113,12 +131,17 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let mut body = json!({ "error": { "code": code, "message": message } });
-        if let Error::Validation { fields, .. } = &self {
-            if !fields.is_empty() {
-                body["error"]["fields"] = json!(fields);
-            }
-        }
+        let fields = match &self {
+            Error::Validation { fields, .. } if !fields.is_empty() => Some(fields.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+                fields,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let Error::RateLimited { retry_after } | Error::TenantUnavailable { retry_after } = self
         {

@@ -78,14 +78,14 @@ impl FanoutReport {
 }
 
 /// `{target_version, tenants_by_version, failed}` as `GET /admin/v1/migrations/status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MigrationStatus {
     pub target_version: i64,
     pub tenants_by_version: BTreeMap<String, u64>,
     pub failed: Vec<FailedTenant>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailedTenant {
     pub slug: String,
     pub version: i64,

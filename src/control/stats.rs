@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{lifecycle, storage};
 use crate::{error::Result, state::AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantStats {
     pub users: i64,
     pub projects: i64,

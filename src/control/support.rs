@@ -26,7 +26,7 @@ pub struct SupportRequest {
     pub ttl_secs: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SupportSession {
     pub access_token: String,
     pub token_type: &'static str,

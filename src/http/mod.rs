@@ -4,6 +4,7 @@
 mod admin;
 pub mod extract;
 mod observe;
+mod openapi;
 mod pagination;
 mod routes;
 mod serve;
@@ -11,21 +12,36 @@ mod tenant_layer;
 
 pub use serve::{start, RunningServer};
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{DefaultBodyLimit, Request},
+    http::header,
     middleware::{self, Next},
     response::{IntoResponse, Response},
+    routing::get,
     Router,
 };
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{error::Error, state::AppState};
 
 /// The main listener's service.
 pub fn app(state: AppState) -> Router {
-    let routes = routes::router()
+    let (routes, api) = OpenApiRouter::with_openapi(openapi::TenantApi::openapi())
+        .merge(routes::router())
+        .split_for_parts();
+    let document = Arc::new(
+        api.to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    );
+    let routes = routes
+        .route(
+            "/openapi.json",
+            get(move || serve_document(document.clone())),
+        )
         .route_layer(middleware::from_fn(observe::label_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -49,7 +65,18 @@ pub fn app(state: AppState) -> Router {
 
 /// The admin listener's service.
 pub fn admin_app(state: AppState) -> Router {
-    let routes = admin::router()
+    let (routes, api) = OpenApiRouter::with_openapi(openapi::AdminApi::openapi())
+        .merge(admin::router())
+        .split_for_parts();
+    let document = Arc::new(
+        api.to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    );
+    let routes = routes
+        .route(
+            "/admin/v1/openapi.json",
+            get(move || serve_document(document.clone())),
+        )
         .route_layer(middleware::from_fn(observe::label_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -80,6 +107,14 @@ fn with_limits(router: Router, state: &AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
+}
+
+async fn serve_document(document: Arc<String>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -2,13 +2,18 @@
 //! (the last id of the previous page; ids are UUID v7, so id order is creation order).
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{Error, Result};
 
 /// The raw query, parsed by [`PageQuery::parse`] so bad values get `422` with the field named.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -50,7 +55,7 @@ impl PageQuery {
 }
 
 /// `{data, next_cursor}`; `next_cursor` is null on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,

@@ -15,17 +15,20 @@ use crate::{
 /// How often `last_used_at` is refreshed, at most.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: String,
     pub user_id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

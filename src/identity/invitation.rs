@@ -15,12 +15,13 @@ pub const INVITATION_TTL_MS: i64 = 7 * 86_400_000;
 
 const REJECTED: Error = Error::Unauthorized("the invitation is invalid, expired or already used");
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     pub id: String,
     pub email: String,
     pub role: Role,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
 }
 

@@ -10,13 +10,14 @@ use crate::{
 };
 
 /// A user of one tenant, as the API shows it (never with the password hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub email: String,
     pub name: String,
     pub role: Role,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::RegistryStore;
 use crate::{clock, error::Result};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FanoutRun {
     pub id: String,
     pub target_version: i64,
@@ -18,8 +18,10 @@ pub struct FanoutRun {
     pub migrated: i64,
     pub failed: i64,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: i64,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<i64>,
 }
 

@@ -5,9 +5,11 @@ use serde::Serialize;
 use super::{Slug, Status, TenantId};
 use crate::clock;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TenantRecord {
+    #[schema(value_type = String)]
     pub id: TenantId,
+    #[schema(value_type = String)]
     pub slug: Slug,
     pub name: String,
     pub plan: String,
@@ -19,6 +21,7 @@ pub struct TenantRecord {
     pub schema_version: i64,
     pub domains: Vec<String>,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Why the last provisioning or migration step failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]

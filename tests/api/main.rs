@@ -12,6 +12,7 @@ mod isolation;
 mod jwt;
 mod lifecycle;
 mod members;
+mod openapi;
 mod operations;
 mod operators;
 mod pools;

@@ -4,51 +4,68 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{get, post},
-    Router,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     control::{self, FanoutOptions, MigrationStatus},
-    error::Result,
+    error::{ErrorBody, Result},
     http::extract::Json,
     registry::FanoutRun,
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v1/migrations", post(start_migration))
-        .route("/admin/v1/migrations/status", get(migration_status))
-        .route("/admin/v1/migrations/{id}", get(get_migration))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_migration))
+        .routes(routes!(migration_status))
+        .routes(routes!(get_migration))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartMigration {
+    /// Tenant databases migrated at once, 1 to 64 (default 4).
     concurrency: Option<usize>,
+    /// A target group of slugs (a canary); every tenant when absent.
     tenants: Option<Vec<String>>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct StartedRun {
+    id: String,
+}
+
+/// Start a migration fan-out; it runs in the background.
+#[utoipa::path(post, path = "/admin/v1/migrations", tag = "migrations", request_body = StartMigration, responses(
+    (status = 202, description = "Started", body = StartedRun),
+    (status = 422, description = "Bad concurrency or unknown tenant", body = ErrorBody)))]
 async fn start_migration(
     State(state): State<AppState>,
     Json(body): Json<StartMigration>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<StartedRun>)> {
     let options = FanoutOptions {
         concurrency: body.concurrency.unwrap_or(4),
         tenants: body.tenants.unwrap_or_default(),
         dry_run: false,
     };
     let id = control::start_migration(&state, &options).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+    Ok((StatusCode::ACCEPTED, Json(StartedRun { id })))
 }
 
+/// Target version, tenants per schema version, failed tenants.
+#[utoipa::path(get, path = "/admin/v1/migrations/status", tag = "migrations", responses(
+    (status = 200, description = "Where the fleet stands", body = MigrationStatus)))]
 async fn migration_status(State(state): State<AppState>) -> Result<Json<MigrationStatus>> {
     Ok(Json(control::migration_status(&state).await?))
 }
 
+/// One fan-out run.
+#[utoipa::path(get, path = "/admin/v1/migrations/{id}", tag = "migrations", params(("id" = String, Path, description = "Run id")), responses(
+    (status = 200, description = "The run", body = FanoutRun),
+    (status = 404, description = "No such run", body = ErrorBody)))]
 async fn get_migration(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -10,15 +10,15 @@ use axum::{
     http::request::Parts,
     middleware::Next,
     response::{IntoResponse, Response},
-    Router,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{error::Error, http::extract::bearer, state::AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(tenants::router())
         .merge(support::router())
         .merge(migrations::router())

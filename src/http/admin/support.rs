@@ -3,35 +3,39 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{get, post},
-    Router,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     control::{self, SupportRequest, SupportSession, TenantStats},
-    error::Result,
+    error::{ErrorBody, Result},
     http::extract::Json,
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/admin/v1/tenants/{slug}/support-sessions",
-            post(create_support_session),
-        )
-        .route("/admin/v1/tenants/{slug}/stats", get(get_stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_support_session))
+        .routes(routes!(get_stats))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateSupportSession {
     email: String,
+    /// Written to the tenant's audit log.
     reason: String,
+    /// Lifetime in seconds, at most 3600 (default 900).
     ttl_secs: Option<u64>,
 }
 
+/// Mint a short-lived access token for a user of the tenant, recorded in the tenant's audit log.
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/support-sessions", tag = "support", params(("slug" = String, Path, description = "Tenant slug")), request_body = CreateSupportSession, responses(
+    (status = 201, description = "The support session", body = SupportSession),
+    (status = 404, description = "No such tenant or user", body = ErrorBody),
+    (status = 422, description = "Bad email, reason or ttl_secs", body = ErrorBody)))]
 async fn create_support_session(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -48,6 +52,10 @@ async fn create_support_session(
     ))
 }
 
+/// Users, projects, database size and open connections of a tenant.
+#[utoipa::path(get, path = "/admin/v1/tenants/{slug}/stats", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
+    (status = 200, description = "The stats", body = TenantStats),
+    (status = 404, description = "No such tenant", body = ErrorBody)))]
 async fn get_stats(
     State(state): State<AppState>,
     Path(slug): Path<String>,

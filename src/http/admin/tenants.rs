@@ -3,14 +3,14 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get, post},
-    Router,
 };
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     control::{self, IfExists, Owner, ProvisionRequest},
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::{
         extract::{Json, Query},
         pagination::{Page, PageQuery},
@@ -19,23 +19,17 @@ use crate::{
     tenant::{Status, TenantRecord},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v1/tenants", post(create_tenant).get(list_tenants))
-        .route(
-            "/admin/v1/tenants/{slug}",
-            get(get_tenant).delete(delete_tenant),
-        )
-        .route("/admin/v1/tenants/{slug}/suspend", post(suspend_tenant))
-        .route("/admin/v1/tenants/{slug}/resume", post(resume_tenant))
-        .route("/admin/v1/tenants/{slug}/domains", post(add_domain))
-        .route(
-            "/admin/v1/tenants/{slug}/domains/{domain}",
-            delete(remove_domain),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(get_tenant, delete_tenant))
+        .routes(routes!(suspend_tenant))
+        .routes(routes!(resume_tenant))
+        .routes(routes!(add_domain))
+        .routes(routes!(remove_domain))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     slug: String,
@@ -48,6 +42,11 @@ struct CreateTenant {
     domains: Vec<String>,
 }
 
+/// Provision a tenant: registry row, database, migrations, the plan's seed, the owner.
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", request_body = CreateTenant, responses(
+    (status = 201, description = "Provisioned", body = TenantRecord),
+    (status = 409, description = "The slug or a domain is taken", body = ErrorBody),
+    (status = 422, description = "Bad slug, plan, server, domain or owner", body = ErrorBody)))]
 async fn create_tenant(
     State(state): State<AppState>,
     Json(body): Json<CreateTenant>,
@@ -80,18 +79,31 @@ async fn create_tenant(
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only tenants with this status.
     status: Option<String>,
-    #[serde(flatten)]
-    page: PageQuery,
+    /// Items per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
+/// Tenants, oldest first.
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants", params(ListQuery), responses(
+    (status = 200, description = "A page of tenants", body = Page<TenantRecord>),
+    (status = 422, description = "Bad status, limit or cursor", body = ErrorBody)))]
 async fn list_tenants(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page<TenantRecord>>> {
-    let page = query.page.parse()?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .parse()?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(
@@ -111,6 +123,10 @@ async fn list_tenants(
     })))
 }
 
+/// One tenant.
+#[utoipa::path(get, path = "/admin/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
+    (status = 200, description = "The tenant", body = TenantRecord),
+    (status = 404, description = "No such tenant", body = ErrorBody)))]
 async fn get_tenant(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -118,6 +134,11 @@ async fn get_tenant(
     Ok(Json(control::find(&state, &slug).await?))
 }
 
+/// Suspend a tenant: its requests get `403 tenant_suspended`.
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/suspend", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
+    (status = 200, description = "The tenant", body = TenantRecord),
+    (status = 404, description = "No such tenant", body = ErrorBody),
+    (status = 409, description = "Not active", body = ErrorBody)))]
 async fn suspend_tenant(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -125,6 +146,11 @@ async fn suspend_tenant(
     Ok(Json(control::suspend(&state, &slug).await?))
 }
 
+/// Resume a suspended tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/resume", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
+    (status = 200, description = "The tenant", body = TenantRecord),
+    (status = 404, description = "No such tenant", body = ErrorBody),
+    (status = 409, description = "Not suspended", body = ErrorBody)))]
 async fn resume_tenant(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -132,12 +158,17 @@ async fn resume_tenant(
     Ok(Json(control::resume(&state, &slug).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddDomain {
     domain: String,
 }
 
+/// Attach a custom domain.
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/domains", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), request_body = AddDomain, responses(
+    (status = 201, description = "The tenant", body = TenantRecord),
+    (status = 409, description = "The domain is taken", body = ErrorBody),
+    (status = 422, description = "Malformed domain", body = ErrorBody)))]
 async fn add_domain(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -149,6 +180,11 @@ async fn add_domain(
     ))
 }
 
+/// Detach a custom domain.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{slug}/domains/{domain}", tag = "tenants", params(
+    ("slug" = String, Path, description = "Tenant slug"), ("domain" = String, Path, description = "The domain")), responses(
+    (status = 204, description = "Detached"),
+    (status = 404, description = "No such tenant or domain", body = ErrorBody)))]
 async fn remove_domain(
     State(state): State<AppState>,
     Path((slug, domain)): Path<(String, String)>,
@@ -157,11 +193,18 @@ async fn remove_domain(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Must equal the slug.
     confirm: Option<String>,
 }
 
+/// Delete a tenant and its database. Needs `?confirm=<slug>`.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug"), DeleteQuery), responses(
+    (status = 204, description = "Deleted"),
+    (status = 400, description = "Missing or wrong confirmation", body = ErrorBody),
+    (status = 404, description = "No such tenant", body = ErrorBody)))]
 async fn delete_tenant(
     State(state): State<AppState>,
     Path(slug): Path<String>,

@@ -4,51 +4,58 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get},
-    Router,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::me::TenantSummary;
 use crate::{
     audit, clock,
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::{
         extract::{Credential, CurrentUser, Json, Query, TenantDb},
         pagination::{Page, PageQuery},
     },
-    identity::{validate_name, ApiToken, Role, Scope},
+    identity::{validate_name, ApiToken, Role, Scope, User},
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/api-tokens",
-            get(list_api_tokens).post(create_api_token),
-        )
-        .route("/v1/api-tokens/introspect", get(introspect_api_token))
-        .route("/v1/api-tokens/{id}", delete(revoke_api_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_api_tokens, create_api_token))
+        .routes(routes!(introspect_api_token))
+        .routes(routes!(revoke_api_token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateApiToken {
     name: String,
+    /// Any of `projects:read`, `projects:write`, `members:read`, `members:write`.
     scopes: Vec<String>,
+    /// 1 to 3650; without it the token does not expire.
     expires_in_days: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CreatedApiToken {
     id: String,
     name: String,
     scopes: Vec<Scope>,
+    /// `sk_...`, shown once.
     token: String,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<i64>,
 }
 
+/// Create an API token for yourself (member+). The secret is shown once.
+#[utoipa::path(post, path = "/v1/api-tokens", tag = "api-tokens", request_body = CreateApiToken, security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = CreatedApiToken),
+    (status = 403, description = "Role too low, or an API token was used", body = ErrorBody),
+    (status = 422, description = "Unknown scope, no scope, or a bad expiry", body = ErrorBody)))]
 async fn create_api_token(
     State(state): State<AppState>,
     db: TenantDb,
@@ -99,6 +106,10 @@ async fn create_api_token(
 }
 
 /// Members see their own tokens; admins see everyone's.
+/// Live API tokens without secrets: your own, or everyone's for admins.
+#[utoipa::path(get, path = "/v1/api-tokens", tag = "api-tokens", params(PageQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of tokens", body = Page<ApiToken>),
+    (status = 403, description = "Role too low", body = ErrorBody)))]
 async fn list_api_tokens(
     State(state): State<AppState>,
     db: TenantDb,
@@ -116,6 +127,10 @@ async fn list_api_tokens(
 }
 
 /// A member revokes their own tokens, an admin anyone's; another's token is not found.
+/// Revoke an API token: your own, or anyone's for admins. Takes effect at once.
+#[utoipa::path(delete, path = "/v1/api-tokens/{id}", tag = "api-tokens", params(("id" = String, Path, description = "Token id")), security(("bearer" = [])), responses(
+    (status = 204, description = "Revoked"),
+    (status = 404, description = "No such live token of yours", body = ErrorBody)))]
 async fn revoke_api_token(
     State(state): State<AppState>,
     db: TenantDb,
@@ -138,22 +153,39 @@ async fn revoke_api_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn introspect_api_token(
-    db: TenantDb,
-    current: CurrentUser,
-) -> Result<Json<serde_json::Value>> {
+#[derive(Serialize, ToSchema)]
+struct Introspection {
+    id: String,
+    name: String,
+    scopes: Vec<Scope>,
+    tenant: TenantSummary,
+    user: User,
+    #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<i64>,
+    #[serde(serialize_with = "clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_used_at: Option<i64>,
+}
+
+/// Describe the API token used as the bearer.
+#[utoipa::path(get, path = "/v1/api-tokens/introspect", tag = "api-tokens", security(("bearer" = [])), responses(
+    (status = 200, description = "The token", body = Introspection),
+    (status = 401, description = "Invalid, expired, revoked or foreign token", body = ErrorBody),
+    (status = 403, description = "The bearer is not an API token", body = ErrorBody)))]
+async fn introspect_api_token(db: TenantDb, current: CurrentUser) -> Result<Json<Introspection>> {
     let Credential::ApiToken(token) = &current.credential else {
         return Err(Error::Forbidden(
             "introspection needs an API token as the bearer".into(),
         ));
     };
-    Ok(Json(json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": token.scopes,
-        "tenant": { "id": db.tenant.id, "slug": db.tenant.slug, "name": db.tenant.name },
-        "user": { "id": current.user.id, "email": current.user.email, "role": current.user.role },
-        "expires_at": token.expires_at.map(clock::rfc3339),
-        "last_used_at": token.last_used_at.map(clock::rfc3339),
-    })))
+    Ok(Json(Introspection {
+        id: token.id.clone(),
+        name: token.name.clone(),
+        scopes: token.scopes.clone(),
+        tenant: TenantSummary::of(&db),
+        user: current.user.clone(),
+        expires_at: token.expires_at,
+        last_used_at: token.last_used_at,
+    }))
 }

@@ -1,10 +1,10 @@
 //! `GET /v1/audit`: the tenant's own audit log, newest first, for admins.
 
-use axum::{routing::get, Router};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::{self, AuditEntry},
-    error::Result,
+    error::{ErrorBody, Result},
     http::{
         extract::{CurrentUser, Json, Query, TenantDb},
         pagination::{Page, PageQuery},
@@ -13,10 +13,14 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/audit", get(list_audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
 }
 
+/// The tenant's audit log, newest first (admin+).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(PageQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of entries", body = Page<AuditEntry>),
+    (status = 403, description = "Role too low", body = ErrorBody)))]
 async fn list_audit(
     db: TenantDb,
     current: CurrentUser,

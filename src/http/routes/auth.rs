@@ -1,26 +1,28 @@
 //! Sign-up, login, refresh and logout, all inside the resolved tenant's own database.
 
-use axum::{extract::State, http::StatusCode, routing::post, Router};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::{self, Actor},
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::extract::{Json, TenantDb},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupBody {
     email: String,
@@ -28,21 +30,21 @@ struct SignupBody {
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }
 
 /// What signup, login, refresh and invitation acceptance answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     pub user: User,
     pub access_token: String,
@@ -74,6 +76,12 @@ fn token_response(
     })
 }
 
+/// Create an account in this tenant (plans with `open_signup` only); role `member`.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupBody, responses(
+    (status = 201, description = "Signed up and signed in", body = TokenResponse),
+    (status = 403, description = "Sign-up is closed on this tenant's plan", body = ErrorBody),
+    (status = 409, description = "The email already has an account here", body = ErrorBody),
+    (status = 422, description = "Invalid email, password or name", body = ErrorBody)))]
 async fn signup(
     State(state): State<AppState>,
     db: TenantDb,
@@ -120,6 +128,10 @@ async fn signup(
     ))
 }
 
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody, responses(
+    (status = 200, description = "Signed in", body = TokenResponse),
+    (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     db: TenantDb,
@@ -175,6 +187,10 @@ async fn login(
     }
 }
 
+/// Trade a refresh token for a new pair; the old one is spent, and reusing it revokes its family.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody, responses(
+    (status = 200, description = "A new token pair", body = TokenResponse),
+    (status = 401, description = "Unknown, spent, revoked or expired refresh token", body = ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     db: TenantDb,
@@ -190,6 +206,10 @@ async fn refresh(
     Ok(Json(token_response(&state, &db, user, next)?))
 }
 
+/// Revoke the refresh token's family (no bearer needed).
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshBody, responses(
+    (status = 204, description = "Signed out"),
+    (status = 401, description = "Unknown refresh token", body = ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
     db: TenantDb,

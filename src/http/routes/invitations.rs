@@ -1,39 +1,48 @@
 //! Invitations: admins invite an email with a role; the invitee accepts with the token and
 //! becomes a user of this tenant only.
 
-use axum::{extract::State, http::StatusCode, routing::post, Router};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::{start_session, TokenResponse};
 use crate::{
     audit::{self, Actor},
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::extract::{CurrentUser, Json, TenantDb},
     identity::{validate_name, validate_password, Email, Invitation, Role, User},
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/invitations", post(create_invitation))
-        .route("/v1/invitations/accept", post(accept_invitation))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_invitation))
+        .routes(routes!(accept_invitation))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateInvitation {
     email: String,
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CreatedInvitation {
     #[serde(flatten)]
     invitation: Invitation,
+    /// Shown once.
     token: String,
 }
 
+/// Invite an email with a role (admin+; only an owner invites an owner). The token is shown once.
+#[utoipa::path(post, path = "/v1/invitations", tag = "invitations", request_body = CreateInvitation, security(("bearer" = [])), responses(
+    (status = 201, description = "Invited", body = CreatedInvitation),
+    (status = 403, description = "Role too low", body = ErrorBody),
+    (status = 409, description = "Already a member", body = ErrorBody),
+    (status = 422, description = "Invalid email or role", body = ErrorBody)))]
 async fn create_invitation(
     db: TenantDb,
     current: CurrentUser,
@@ -69,7 +78,7 @@ async fn create_invitation(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AcceptInvitation {
     token: String,
@@ -77,6 +86,12 @@ struct AcceptInvitation {
     name: Option<String>,
 }
 
+/// Accept an invitation: creates the account in this tenant and signs it in.
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "invitations", request_body = AcceptInvitation, responses(
+    (status = 201, description = "Account created", body = TokenResponse),
+    (status = 401, description = "Spent, expired or foreign invitation", body = ErrorBody),
+    (status = 409, description = "The email has an account here already", body = ErrorBody),
+    (status = 422, description = "Invalid password or name", body = ErrorBody)))]
 async fn accept_invitation(
     State(state): State<AppState>,
     db: TenantDb,

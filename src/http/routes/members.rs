@@ -1,13 +1,15 @@
 //! Members and roles. Admins list, re-role and remove members; only an owner grants or takes
 //! away `owner`, and the last owner can be neither demoted nor removed.
 
-use axum::{extract::Path, http::StatusCode, routing::get, Router};
+use axum::{extract::Path, http::StatusCode};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit,
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::{
         extract::{CurrentUser, Json, Query, TenantDb},
         pagination::{Page, PageQuery},
@@ -16,13 +18,16 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/members", get(list_members)).route(
-        "/v1/members/{id}",
-        axum::routing::patch(update_member).delete(remove_member),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members))
+        .routes(routes!(update_member, remove_member))
 }
 
+/// Members, newest first (admin+; API tokens need `members:read`).
+#[utoipa::path(get, path = "/v1/members", tag = "members", params(PageQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of members", body = Page<User>),
+    (status = 403, description = "Role or scope too low", body = ErrorBody)))]
 async fn list_members(
     db: TenantDb,
     current: CurrentUser,
@@ -34,12 +39,20 @@ async fn list_members(
     Ok(Json(Page::from_rows(members, page.limit, |u| u.id.clone())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateMember {
+    /// `owner`, `admin`, `member` or `viewer`.
     role: String,
 }
 
+/// Change a member's role (admin+; only an owner grants or removes `owner`).
+#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "User id")), request_body = UpdateMember, security(("bearer" = [])), responses(
+    (status = 200, description = "The member", body = User),
+    (status = 403, description = "Role or scope too low", body = ErrorBody),
+    (status = 404, description = "No such member", body = ErrorBody),
+    (status = 409, description = "The last owner cannot be demoted", body = ErrorBody),
+    (status = 422, description = "Unknown role", body = ErrorBody)))]
 async fn update_member(
     db: TenantDb,
     current: CurrentUser,
@@ -80,6 +93,12 @@ async fn update_member(
     Ok(Json(updated))
 }
 
+/// Remove a member; their sessions and API tokens die with them (admin+).
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "User id")), security(("bearer" = [])), responses(
+    (status = 204, description = "Removed"),
+    (status = 403, description = "Role or scope too low", body = ErrorBody),
+    (status = 404, description = "No such member", body = ErrorBody),
+    (status = 409, description = "The last owner cannot be removed", body = ErrorBody)))]
 async fn remove_member(
     db: TenantDb,
     current: CurrentUser,

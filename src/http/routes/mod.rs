@@ -5,16 +5,16 @@ mod audit;
 mod auth;
 mod health;
 mod invitations;
-mod me;
+pub mod me;
 mod members;
 mod projects;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(health::router())
         .merge(auth::router())
         .merge(me::router())

@@ -1,13 +1,15 @@
 //! Projects: the tenant's own data. Viewers read, members create, owners of a project or
 //! admins edit, admins delete. An id from another tenant is simply not in this database: 404.
 
-use axum::{extract::Path, http::StatusCode, routing::get, Router};
+use axum::{extract::Path, http::StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::{any::AnyRow, AnyPool, Row};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     clock,
-    error::{Error, Result},
+    error::{Error, ErrorBody, Result},
     http::{
         extract::{CurrentUser, Json, Query, TenantDb},
         pagination::{Page, PageQuery},
@@ -16,30 +18,27 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/projects", get(list_projects).post(create_project))
-        .route(
-            "/v1/projects/{id}",
-            get(get_project)
-                .patch(update_project)
-                .delete(delete_project),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project, delete_project))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Project {
     id: String,
     name: String,
     description: Option<String>,
     owner_id: String,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: i64,
     #[serde(serialize_with = "clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateProject {
     name: String,
@@ -47,11 +46,12 @@ struct CreateProject {
 }
 
 /// Absent fields stay as they are; `"description": null` clears the description.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProject {
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }
 
@@ -73,6 +73,10 @@ fn validate_description(description: Option<String>) -> Result<Option<String>> {
 
 const COLUMNS: &str = "id, name, description, owner_id, created_at, updated_at";
 
+/// Projects, newest first (viewer+; API tokens need `projects:read`).
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of projects", body = Page<Project>),
+    (status = 422, description = "Bad limit or cursor", body = ErrorBody)))]
 async fn list_projects(
     db: TenantDb,
     user: CurrentUser,
@@ -93,6 +97,11 @@ async fn list_projects(
     })))
 }
 
+/// Create a project (member+; API tokens need `projects:write`).
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject, security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = Project),
+    (status = 403, description = "Role or scope too low", body = ErrorBody),
+    (status = 422, description = "Invalid name or description", body = ErrorBody)))]
 async fn create_project(
     db: TenantDb,
     user: CurrentUser,
@@ -122,6 +131,10 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+/// One project (viewer+); an id of another tenant is not found.
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")), security(("bearer" = [])), responses(
+    (status = 200, description = "The project", body = Project),
+    (status = 404, description = "No such project in this tenant", body = ErrorBody)))]
 async fn get_project(
     db: TenantDb,
     user: CurrentUser,
@@ -131,6 +144,11 @@ async fn get_project(
     Ok(Json(find(&db.pool, &id).await?))
 }
 
+/// Change a project's name or description (its owner while member+, or admin+).
+#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")), request_body = UpdateProject, security(("bearer" = [])), responses(
+    (status = 200, description = "The updated project", body = Project),
+    (status = 403, description = "Not the owner, nor an admin", body = ErrorBody),
+    (status = 404, description = "No such project in this tenant", body = ErrorBody)))]
 async fn update_project(
     db: TenantDb,
     user: CurrentUser,
@@ -162,6 +180,11 @@ async fn update_project(
     Ok(Json(project))
 }
 
+/// Delete a project (admin+).
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")), security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "Role or scope too low", body = ErrorBody),
+    (status = 404, description = "No such project in this tenant", body = ErrorBody)))]
 async fn delete_project(
     db: TenantDb,
     user: CurrentUser,
