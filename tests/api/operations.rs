@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::helpers::{spawn_app, spawn_app_with};
@@ -192,5 +192,93 @@ async fn shutdown_stops_accepting_and_closes_every_pool() {
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_silo"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "SILO_CONFIG",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
+        )
+        .env("SILO__DATA_DIR", dir.path().join("data"))
+        .env(
+            "SILO__TEMPLATES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tenant_templates"),
+        )
+        .env(
+            "SILO__SERVERS__LOCAL__URL",
+            format!("sqlite://{}", dir.path().join("tenants").display()),
+        )
+        .env("SILO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "5")
+        .env("SILO__LOG__FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "silo serve did not come up");
+
+    // A request in flight when the signal arrives: its body is still being sent.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = "POST /v1/auth/login HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(b"}").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 404"),
+        "the in-flight request was answered: {answer}"
+    );
+
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let logs = String::from_utf8_lossy(&status.stderr);
+    assert!(logs.contains("silo stopped"), "{logs}");
+    let finished = logs
+        .lines()
+        .find(|l| l.contains("request finished") && l.contains("/healthz"))
+        .expect("a request log line");
+    let line: Value = serde_json::from_str(finished).expect("JSON log lines");
+    assert!(
+        line.to_string().contains("x-request-id") || line.to_string().contains("\"id\""),
+        "{line}"
     );
 }
