@@ -2,6 +2,8 @@
 
 mod app;
 mod client;
+mod raw;
 
 pub use app::{spawn_app, spawn_app_with, TestApp};
 pub use client::{Reply, Session, TenantClient};
+pub use raw::raw_request;
