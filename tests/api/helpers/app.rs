@@ -149,3 +149,17 @@ impl TestApp {
         }
     }
 }
+
+/// Names in `dir`, sorted; empty when `dir` is missing or not a directory.
+pub fn list_dir(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

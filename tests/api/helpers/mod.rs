@@ -4,6 +4,6 @@ mod app;
 mod client;
 mod raw;
 
-pub use app::{spawn_app, spawn_app_with, TestApp};
+pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 pub use client::{Reply, Session, TenantClient};
 pub use raw::raw_request;
