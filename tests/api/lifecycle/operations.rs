@@ -207,3 +207,101 @@ async fn deleting_needs_the_slug_confirmed_and_then_removes_everything() {
         .await;
     assert_eq!(projects.body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn a_delete_that_fails_part_way_leaves_the_tenant_gone_for_clients_and_can_be_finished() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("acme").await;
+    let session = app.tenant("acme").signup("a@x.com", "a-password").await;
+    // Something that cannot be removed as a file sits where the database was.
+    let file = app.database_file(&tenant);
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(file.join("keep"), b"x").unwrap();
+
+    app.admin(Method::DELETE, "/admin/v1/tenants/acme?confirm=acme", None)
+        .await
+        .assert_error(500, "internal");
+    let shown = app.admin(Method::GET, "/admin/v1/tenants/acme", None).await;
+    assert_eq!(shown.body["status"], "deleting", "{}", shown.body);
+    assert_eq!(slugs(&app, "?status=deleting").await, ["acme"]);
+    app.tenant("acme")
+        .get("/v1/me", &session.access_token)
+        .await
+        .assert_error(404, "tenant_not_found");
+    app.admin(
+        Method::POST,
+        "/admin/v1/tenants",
+        Some(json!({"slug": "acme"})),
+    )
+    .await
+    .assert_error(409, "conflict");
+
+    std::fs::remove_dir_all(&file).unwrap();
+    let finished = app
+        .admin(Method::DELETE, "/admin/v1/tenants/acme?confirm=acme", None)
+        .await;
+    assert_eq!(finished.status, 204, "{}", finished.body);
+    assert!(slugs(&app, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_frees_its_domains() {
+    let app = spawn_app().await;
+    let reply = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "acme", "domains": ["acme.com"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let seen = Reply::send(
+        app.request(Method::GET, "/v1/nope")
+            .header("host", "acme.com"),
+    )
+    .await;
+    seen.assert_error(404, "not_found");
+
+    app.admin(Method::DELETE, "/admin/v1/tenants/acme?confirm=acme", None)
+        .await;
+    Reply::send(
+        app.request(Method::GET, "/v1/nope")
+            .header("host", "acme.com"),
+    )
+    .await
+    .assert_error(404, "tenant_not_found");
+    let reuse = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "globex", "domains": ["acme.com"]})),
+        )
+        .await;
+    assert_eq!(reuse.status, 201, "{}", reuse.body);
+    let moved = Reply::send(
+        app.request(Method::GET, "/v1/nope")
+            .header("host", "acme.com"),
+    )
+    .await;
+    moved.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_is_refused_on_its_custom_domain_too() {
+    let app = spawn_app().await;
+    app.admin(
+        Method::POST,
+        "/admin/v1/tenants",
+        Some(json!({"slug": "acme", "domains": ["acme.com"]})),
+    )
+    .await;
+    app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
+        .await;
+    Reply::send(
+        app.request(Method::GET, "/v1/me")
+            .header("host", "acme.com"),
+    )
+    .await
+    .assert_error(403, "tenant_suspended");
+}
