@@ -311,3 +311,23 @@ async fn projects_need_a_signed_in_user() {
         reply.assert_error(401, "unauthorized");
     }
 }
+
+#[tokio::test]
+async fn concurrent_writes_to_one_tenant_all_succeed() {
+    let (app, _, ann, _) = team().await;
+    let client = app.tenant("acme");
+    let creates = (0..30).map(|n| {
+        client.post(
+            "/v1/projects",
+            Some(&ann.access_token),
+            json!({ "name": format!("p{n}") }),
+        )
+    });
+    for reply in futures::future::join_all(creates).await {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let list = client
+        .get("/v1/projects?limit=100", &ann.access_token)
+        .await;
+    assert_eq!(ids(&list.body).len(), 30);
+}
