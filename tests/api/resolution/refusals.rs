@@ -151,3 +151,37 @@ async fn reserved_slugs_cannot_be_taken() {
     let list = app.admin(Method::GET, "/admin/v1/tenants", None).await;
     assert_eq!(list.body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn a_slug_or_domain_that_missed_a_moment_ago_resolves_once_created() {
+    let app = spawn_app().await;
+    let host =
+        |h: &'static str| Reply::send(app.request(Method::GET, "/v1/nope").header("host", h));
+    host("globex.localhost")
+        .await
+        .assert_error(404, "tenant_not_found");
+    host("globex.com")
+        .await
+        .assert_error(404, "tenant_not_found");
+    host("www.globex.com")
+        .await
+        .assert_error(404, "tenant_not_found");
+
+    let created = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "globex", "domains": ["globex.com"]})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    app.admin(
+        Method::POST,
+        "/admin/v1/tenants/globex/domains",
+        Some(json!({"domain": "www.globex.com"})),
+    )
+    .await;
+    for h in ["globex.localhost", "globex.com", "www.globex.com"] {
+        host(h).await.assert_error(404, "not_found");
+    }
+}
