@@ -4,7 +4,8 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Cli, Output, TestApp};
+use super::serve;
+use crate::helpers::{Cli, Output};
 
 /// The newest embedded tenant migration, as the library sees it.
 fn target_version() -> i64 {
@@ -27,17 +28,6 @@ async fn rewind_registry(cli: &Cli) {
         .await
         .unwrap();
     pool.close().await;
-}
-
-/// A silo serving the CLI's data directory.
-async fn serve(cli: &Cli) -> TestApp {
-    let (data_dir, tenants_dir) = (cli.data_dir(), cli.tenants_dir());
-    spawn_app_with(move |s| {
-        s.data_dir = data_dir;
-        s.servers.get_mut("local").unwrap().url = format!("sqlite://{}", tenants_dir.display());
-        s.migrations.on_open = false;
-    })
-    .await
 }
 
 fn create(cli: &Cli, slug: &str) -> Value {
@@ -108,7 +98,7 @@ async fn a_tenant_that_fails_to_migrate_is_listed_and_unavailable_while_the_rest
     assert_eq!(shown["status"], "migration_failed");
 
     {
-        let app = serve(&cli).await;
+        let app = serve(&cli, |_| {}).await;
         let reply = app
             .tenant("acme")
             .send(Method::GET, "/v1/projects", None, None)

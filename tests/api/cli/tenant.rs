@@ -1,7 +1,9 @@
 //! `silo tenant ...`: create, list, show, suspend, resume, delete, and finishing a failed create.
 
-use super::databases;
-use crate::helpers::{list_dir, spawn_app_with, Cli};
+use std::time::Duration;
+
+use super::{databases, serve};
+use crate::helpers::{list_dir, Cli};
 
 #[test]
 fn tenant_create_prints_the_active_tenant_as_json() {
@@ -149,12 +151,7 @@ async fn an_owner_created_with_a_password_on_stdin_can_sign_in() {
         "the password is never echoed"
     );
 
-    let (data_dir, tenants_dir) = (cli.data_dir(), cli.tenants_dir());
-    let app = spawn_app_with(move |s| {
-        s.data_dir = data_dir;
-        s.servers.get_mut("local").unwrap().url = format!("sqlite://{}", tenants_dir.display());
-    })
-    .await;
+    let app = serve(&cli, |_| {}).await;
     let owner = app
         .tenant("acme")
         .login("boss@acme.com", "boss-password")
@@ -206,4 +203,29 @@ fn a_half_provisioned_tenant_is_finished_by_creating_it_again() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     cli.run(&["tenant", "create", "acme"]).assert_code(1);
+}
+
+#[tokio::test]
+async fn changes_made_by_the_cli_reach_a_running_server_within_the_cache_ttl() {
+    let cli = Cli::new();
+    cli.run(&["tenant", "create", "acme"]).assert_code(0);
+    let app = serve(&cli, |s| s.registry.cache_ttl_secs = 1).await;
+    let session = app.tenant("acme").signup("a@x.com", "a-password").await;
+    let client = app.tenant("acme");
+    let me = || client.get("/v1/me", &session.access_token);
+    assert_eq!(me().await.status, 200);
+    let wait = || tokio::time::sleep(Duration::from_millis(1500));
+
+    cli.run(&["tenant", "suspend", "acme"]).assert_code(0);
+    wait().await;
+    me().await.assert_error(403, "tenant_suspended");
+
+    cli.run(&["tenant", "resume", "acme"]).assert_code(0);
+    wait().await;
+    assert_eq!(me().await.status, 200);
+
+    cli.run(&["tenant", "delete", "acme", "--yes"])
+        .assert_code(0);
+    wait().await;
+    me().await.assert_error(404, "tenant_not_found");
 }
