@@ -88,6 +88,22 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A request on the main listener that names no tenant yet; add headers as needed.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// The database file of a tenant as the admin API shows it.
+    pub fn database_file(&self, tenant: &Value) -> PathBuf {
+        self.tenants_dir()
+            .join(tenant["database"].as_str().expect("database name"))
+    }
+
+    /// Where tenant databases live (`servers.local`).
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.dir.path().join("tenants")
+    }
+
     /// A client for one tenant, addressed by Host `<slug>.localhost`.
     pub fn tenant(&self, slug: &str) -> TenantClient<'_> {
         TenantClient::new(self, slug)
@@ -152,4 +168,18 @@ impl TestApp {
             server.shutdown(std::time::Duration::from_secs(5)).await;
         }
     }
+}
+
+/// Names in `dir`, sorted; empty when `dir` is missing or not a directory.
+pub fn list_dir(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

@@ -26,6 +26,11 @@ impl Reply {
         }
     }
 
+    /// Sends a prepared request and decodes its reply.
+    pub async fn send(request: reqwest::RequestBuilder) -> Self {
+        Self::from(request.send().await.expect("request")).await
+    }
+
     /// The API error code, if this is an error reply.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")

@@ -1,9 +1,13 @@
-//! Test helpers: spawn a silo, provision tenants, talk to them as a client would.
+//! Test helpers: spawn a silo, provision tenants, talk to them as a client would, run the binary.
 
 mod app;
+mod cli;
 mod client;
+mod raw;
 mod team;
 
-pub use app::{spawn_app, spawn_app_with, TestApp};
+pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
+pub use cli::{Cli, Output};
 pub use client::{Reply, Session, TenantClient};
+pub use raw::raw_request;
 pub use team::{invite_and_accept, team, Team};
