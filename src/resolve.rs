@@ -84,8 +84,9 @@ impl Resolver {
                     }
                 }
                 Strategy::Header => {
-                    if let Some(value) = facts.x_tenant {
-                        claims.named.push(value.trim().to_ascii_lowercase());
+                    // An empty header is a client leaving a value unset, not naming a tenant.
+                    if let Some(value) = facts.x_tenant.map(str::trim).filter(|v| !v.is_empty()) {
+                        claims.named.push(value.to_ascii_lowercase());
                     }
                 }
                 Strategy::Path => {
@@ -209,6 +210,14 @@ mod tests {
     fn header_is_trimmed_and_lower_cased() {
         let claims = default_resolver().claims(facts(Some("localhost"), Some(" Globex "), "/"));
         assert_eq!(claims.named, vec!["globex"]);
+    }
+
+    #[test]
+    fn an_empty_header_names_nothing() {
+        for empty in ["", "   "] {
+            let claims = default_resolver().claims(facts(Some("acme.localhost"), Some(empty), "/"));
+            assert_eq!(claims.named, vec!["acme"]);
+        }
     }
 
     #[test]
