@@ -203,7 +203,7 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_silo"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_silo"))
         .arg("serve")
         .current_dir(dir.path())
         .env(
