@@ -97,7 +97,7 @@ async fn execute(
             };
             print_tenant(&control::provision(state, request, IfExists::FinishProvisioning).await?);
         }
-        TenantCommand::List => print_table(&all(state).await?),
+        TenantCommand::List => print_table(&control::list_all(state).await?),
         TenantCommand::Show { slug } => print_tenant(&control::find(state, &slug).await?),
         TenantCommand::Suspend { slug } => print_tenant(&control::suspend(state, &slug).await?),
         TenantCommand::Resume { slug } => print_tenant(&control::resume(state, &slug).await?),
@@ -119,22 +119,6 @@ fn read_password() -> Result<String> {
         .read_line(&mut line)
         .map_err(|e| Error::BadRequest(format!("reading the password from stdin: {e}")))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-async fn all(state: &AppState) -> Result<Vec<TenantRecord>> {
-    let mut tenants = Vec::new();
-    let mut after = None;
-    loop {
-        let page = control::list(state, None, after, 100).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let full = page.len() == 100;
-        tenants.extend(page);
-        if !full {
-            break;
-        }
-    }
-    Ok(tenants)
 }
 
 fn print_tenant(tenant: &TenantRecord) {

@@ -15,7 +15,7 @@ use crate::{
     registry::FanoutRun,
     schema,
     state::AppState,
-    tenant::{Status, TenantId, TenantRecord},
+    tenant::{Status, TenantRecord},
 };
 
 /// Most tenant databases migrated at once.
@@ -112,7 +112,7 @@ pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRu
     let target = schema::tenant_target_version();
     let tenants =
         if options.tenants.is_empty() {
-            all_tenants(state).await?
+            lifecycle::list_all(state).await?
         } else {
             let mut chosen = Vec::new();
             for slug in &options.tenants {
@@ -287,7 +287,7 @@ pub async fn migration_status(state: &AppState) -> Result<MigrationStatus> {
         tenants_by_version: BTreeMap::new(),
         failed: Vec::new(),
     };
-    for tenant in all_tenants(state).await? {
+    for tenant in lifecycle::list_all(state).await? {
         *status
             .tenants_by_version
             .entry(tenant.schema_version.to_string())
@@ -301,20 +301,4 @@ pub async fn migration_status(state: &AppState) -> Result<MigrationStatus> {
         }
     }
     Ok(status)
-}
-
-async fn all_tenants(state: &AppState) -> Result<Vec<TenantRecord>> {
-    let mut all = Vec::new();
-    let mut after: Option<TenantId> = None;
-    loop {
-        let page = state.registry.list(None, after, 100).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let full = page.len() == 100;
-        all.extend(page);
-        if !full {
-            break;
-        }
-    }
-    Ok(all)
 }

@@ -30,6 +30,22 @@ pub async fn list(
     state.registry.list(status, after, limit).await
 }
 
+/// Every tenant, oldest first, read page by page.
+pub async fn list_all(state: &AppState) -> Result<Vec<TenantRecord>> {
+    const PAGE: u32 = 100;
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state.registry.list(None, after, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        after = page.last().map(|tenant| tenant.id);
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 pub async fn suspend(state: &AppState, slug: &str) -> Result<TenantRecord> {
     transition(state, slug, Status::Active, Status::Suspended).await
 }

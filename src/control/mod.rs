@@ -13,7 +13,7 @@ pub use fanout::{
     find_run, migrate, migration_status, start_migration, FanoutOptions, FanoutReport,
     MigrationStatus, TenantOutcome,
 };
-pub use lifecycle::{add_domain, delete, find, list, remove_domain, resume, suspend};
+pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
 pub use stats::{stats, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession};

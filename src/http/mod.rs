@@ -30,23 +30,12 @@ use crate::{error::Error, state::AppState};
 
 /// The main listener's service.
 pub fn app(state: AppState) -> Router {
-    let (routes, api) = OpenApiRouter::with_openapi(openapi::TenantApi::openapi())
-        .merge(routes::router())
-        .split_for_parts();
-    let document = Arc::new(
-        api.to_pretty_json()
-            .expect("the OpenAPI document serialises"),
-    );
-    let routes = routes
-        .route(
-            "/openapi.json",
-            get(move || serve_document(document.clone())),
-        )
-        .route_layer(middleware::from_fn(observe::label_route))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
-        .with_state(state.clone());
+    let routes = documented(
+        OpenApiRouter::with_openapi(openapi::TenantApi::openapi()).merge(routes::router()),
+        "/openapi.json",
+    )
+    .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
+    .with_state(state.clone());
     // The tenant layer wraps the routes from outside (a fallback service), so it runs before
     // routing: the path strategy's prefix is stripped first, and an unknown route is answered
     // only once the tenant is known.
@@ -65,31 +54,35 @@ pub fn app(state: AppState) -> Router {
 
 /// The admin listener's service.
 pub fn admin_app(state: AppState) -> Router {
-    let (routes, api) = OpenApiRouter::with_openapi(openapi::AdminApi::openapi())
-        .merge(admin::router())
-        .split_for_parts();
-    let document = Arc::new(
-        api.to_pretty_json()
-            .expect("the OpenAPI document serialises"),
-    );
-    let routes = routes
-        .route(
-            "/admin/v1/openapi.json",
-            get(move || serve_document(document.clone())),
-        )
-        .route_layer(middleware::from_fn(observe::label_route))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            admin::require_admin_token,
-        ))
-        .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
-        .with_state(state.clone());
+    let routes = documented(
+        OpenApiRouter::with_openapi(openapi::AdminApi::openapi()).merge(admin::router()),
+        "/admin/v1/openapi.json",
+    )
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        admin::require_admin_token,
+    ))
+    .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
+    .with_state(state.clone());
     with_limits(routes, &state).layer(middleware::from_fn_with_state(
         (state, "admin"),
         observe::observe,
     ))
+}
+
+/// The routes with their OpenAPI document served at `document_path`, route labels for
+/// observation, and our JSON answers for unknown routes and methods.
+fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<AppState> {
+    let (routes, api) = router.split_for_parts();
+    let document = Arc::new(
+        api.to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    );
+    routes
+        .route(document_path, get(move || serve_document(document.clone())))
+        .route_layer(middleware::from_fn(observe::label_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// Layers both listeners share: a request timeout (`503 timeout`) and panics as `500 internal`.
