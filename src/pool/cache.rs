@@ -92,10 +92,25 @@ impl TenantPools {
         let pool = database::open(&url, self.shape)
             .await
             .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
-        if self.migrate_on_open && tenant.schema_version < schema::tenant_target_version() {
-            let version = schema::migrate_tenant(&pool)
-                .await
-                .map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
+        if tenant.schema_version < schema::tenant_target_version() {
+            // A router never serves an old schema: bring it up to date, or refuse the tenant
+            // (503) until `silo migrate` has done so.
+            if !self.migrate_on_open {
+                pool.close().await;
+                return Err(anyhow::anyhow!(
+                    "{} is at schema {} and migrations.on_open is off; run silo migrate",
+                    tenant.slug,
+                    tenant.schema_version
+                )
+                .into());
+            }
+            let version = match schema::migrate_tenant(&pool).await {
+                Ok(version) => version,
+                Err(e) => {
+                    pool.close().await;
+                    return Err(anyhow::anyhow!("migrating {} on open: {e}", tenant.slug).into());
+                }
+            };
             self.registry.set_schema_version(tenant, version).await?;
             tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
         }

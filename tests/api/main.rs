@@ -19,3 +19,4 @@ mod pools;
 mod projects;
 mod resolution;
 mod roles;
+mod schema;
