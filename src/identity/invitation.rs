@@ -13,6 +13,12 @@ use crate::{
 /// How long an invitation stays valid.
 pub const INVITATION_TTL_MS: i64 = 7 * 86_400_000;
 
+/// An invitation is only as good as its inviter's standing now: removing or demoting an admin
+/// voids the invitations they sent (an owner invitation needs an owner).
+const INVITER_STILL_RANKS: &str =
+    "EXISTS (SELECT 1 FROM users u WHERE u.id = invitations.invited_by
+    AND (u.role = 'owner' OR (u.role = 'admin' AND invitations.role <> 'owner')))";
+
 const REJECTED: Error = Error::Unauthorized("the invitation is invalid, expired or already used");
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -59,10 +65,10 @@ impl Invitation {
 
     /// The open invitation behind `raw`, checked before the (slow) password hash is made.
     pub async fn find_open(pool: &AnyPool, raw: &str) -> Result<Invitation> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT id, email, role, expires_at FROM invitations
-             WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
-        )
+             WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND {INVITER_STILL_RANKS}"
+        ))
         .bind(secret_token::hash(raw))
         .bind(clock::now_ms())
         .fetch_optional(pool)
@@ -89,9 +95,11 @@ impl Invitation {
     ) -> Result<User> {
         let mut tx = pool.begin().await?;
         let row = sqlx::query(
-            "UPDATE invitations SET accepted_at = $1
-             WHERE token_hash = $2 AND accepted_at IS NULL AND expires_at > $1
-             RETURNING email, role",
+            &format!(
+                "UPDATE invitations SET accepted_at = $1
+                 WHERE token_hash = $2 AND accepted_at IS NULL AND expires_at > $1 AND {INVITER_STILL_RANKS}
+                 RETURNING email, role"
+            ),
         )
         .bind(clock::now_ms())
         .bind(secret_token::hash(raw))

@@ -158,3 +158,60 @@ async fn inviting_an_existing_member_is_a_conflict_and_bad_input_is_422() {
         .await;
     garbage.assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn invitations_die_with_their_inviters_standing() {
+    let app = spawn_app().await;
+    let team = team(&app, "acme").await;
+    let client = app.tenant("acme");
+    let from_removed = invite(&app, "acme", &team.admin.access_token, "eve@acme.test").await;
+    let admin_id = client.get("/v1/me", &team.admin.access_token).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        client
+            .delete(&format!("/v1/members/{admin_id}"), &team.owner.access_token)
+            .await
+            .status,
+        204
+    );
+    let accept = client
+        .post(
+            "/v1/invitations/accept",
+            None,
+            json!({"token": from_removed, "password": "eve-password"}),
+        )
+        .await;
+    accept.assert_error(401, "unauthorized");
+
+    // An admin demoted to member: their invitations stop working too.
+    let second =
+        crate::helpers::invite_and_accept(&app, "acme", &team.owner, "admin2@acme.test", "admin")
+            .await;
+    let from_demoted = invite(&app, "acme", &second.access_token, "mallory@acme.test").await;
+    let second_id = client.get("/v1/me", &second.access_token).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let demoted = client
+        .patch(
+            &format!("/v1/members/{second_id}"),
+            &team.owner.access_token,
+            json!({"role": "member"}),
+        )
+        .await;
+    assert_eq!(demoted.status, 200);
+    let accept = client
+        .post(
+            "/v1/invitations/accept",
+            None,
+            json!({"token": from_demoted, "password": "mallory-pass"}),
+        )
+        .await;
+    accept.assert_error(401, "unauthorized");
+    app.tenant("acme")
+        .try_login("mallory@acme.test", "mallory-pass")
+        .await
+        .assert_error(401, "invalid_credentials");
+}
