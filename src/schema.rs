@@ -1,13 +1,21 @@
 //! The embedded migrations (control registry and tenant schema) as sqlx `Migrator`s, so every
 //! database gets sqlx's checksums, dirty-state checks and (on PostgreSQL) locking.
 
-use std::{borrow::Cow, sync::LazyLock};
+use std::{
+    borrow::Cow,
+    sync::{Arc, LazyLock},
+};
+
+use dashmap::DashMap;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use sha2::{Digest, Sha256};
 use sqlx::{
     migrate::{Migration, MigrationType, Migrator},
     AnyPool,
 };
+
+use crate::tenant::TenantId;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -40,6 +48,18 @@ fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
 /// Brings the control registry up to date.
 pub async fn migrate_control(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> {
     CONTROL.run(pool).await
+}
+
+/// One lock per tenant database for migrating it: the fan-out and migrate-on-open never run
+/// the same tenant's migrations at once (sqlx takes no lock on SQLite).
+#[derive(Default)]
+pub struct MigrationLocks(DashMap<TenantId, Arc<Mutex<()>>>);
+
+impl MigrationLocks {
+    pub async fn lock(&self, tenant: TenantId) -> OwnedMutexGuard<()> {
+        let lock = self.0.entry(tenant).or_default().clone();
+        lock.lock_owned().await
+    }
 }
 
 /// Brings one tenant database up to date; returns its schema version afterwards.

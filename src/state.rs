@@ -14,6 +14,7 @@ use crate::{
     pool::{Servers, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
+    schema::MigrationLocks,
     secrets::Secrets,
     telemetry::{Metrics, ServerConnections},
 };
@@ -33,6 +34,7 @@ pub struct Inner {
     pub refresh_tokens: RefreshTokens,
     pub api_tokens: ApiTokens,
     pub limits: TenantLimits,
+    pub migration_locks: Arc<MigrationLocks>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -60,10 +62,12 @@ impl AppState {
             acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),
             idle_timeout: Some(Duration::from_secs(settings.pool.idle_ttl_secs)),
         };
+        let migration_locks = Arc::new(MigrationLocks::default());
         let pools = TenantPools::new(
             servers.clone(),
             registry.clone(),
             metrics.clone(),
+            migration_locks.clone(),
             shape,
             Duration::from_secs(settings.pool.idle_ttl_secs),
             settings.migrations.on_open,
@@ -75,6 +79,7 @@ impl AppState {
             refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
             api_tokens: ApiTokens::default(),
             limits: TenantLimits::default(),
+            migration_locks,
             metrics,
             registry,
             servers,

@@ -212,11 +212,29 @@ pub async fn find_run(state: &AppState, id: &str) -> Result<FanoutRun> {
 
 async fn migrate_one(
     state: &AppState,
-    tenant: TenantRecord,
+    planned: TenantRecord,
     target: i64,
     dry_run: bool,
 ) -> TenantOutcome {
-    let slug = tenant.slug.to_string();
+    let slug = planned.slug.to_string();
+    let _one_at_a_time = state.migration_locks.lock(planned.id).await;
+    // The plan may be minutes old: decide on the tenant as it is now.
+    let tenant = match state.registry.load(&planned.slug).await {
+        Ok(Some(tenant)) if tenant.id == planned.id => tenant,
+        Ok(_) => {
+            return TenantOutcome::Skipped {
+                slug,
+                status: Status::Deleting,
+            }
+        }
+        Err(error) => {
+            return TenantOutcome::Failed {
+                slug,
+                version: planned.schema_version,
+                error: error.to_string(),
+            }
+        }
+    };
     if matches!(tenant.status, Status::Provisioning | Status::Deleting) {
         return TenantOutcome::Skipped {
             slug,
@@ -224,7 +242,9 @@ async fn migrate_one(
         };
     }
     let from = tenant.schema_version;
-    if from >= target && tenant.status != Status::MigrationFailed {
+    // `migrating` here is a run that stopped part-way (a crash): it needs finishing too.
+    let unfinished = matches!(tenant.status, Status::MigrationFailed | Status::Migrating);
+    if from >= target && !unfinished {
         return TenantOutcome::UpToDate {
             slug,
             version: from,
@@ -237,40 +257,31 @@ async fn migrate_one(
             to: target,
         };
     }
-    // A suspended tenant stays suspended; others serve 503 for the moment they migrate.
-    let after = if tenant.status == Status::Suspended {
-        Status::Suspended
-    } else {
-        Status::Active
-    };
     let result = async {
-        if after == Status::Active {
-            state
-                .registry
-                .set_status(&tenant, Status::Migrating, None)
-                .await?;
-        }
+        // Serving tenants answer 503 while they migrate; a suspended one stays suspended.
+        let serving = [Status::Active, Status::MigrationFailed, Status::Migrating];
+        state
+            .registry
+            .transition(&tenant, &serving, Status::Migrating)
+            .await?;
         let pool = storage::connect(state, &tenant).await?;
         let migrated = schema::migrate_tenant(&pool).await;
         pool.close().await;
-        let version = migrated.map_err(anyhow::Error::from)?;
-        state.registry.set_schema_version(&tenant, version).await?;
-        state.registry.set_status(&tenant, after, None).await?;
-        Result::<i64>::Ok(version)
+        Result::<i64>::Ok(migrated.map_err(anyhow::Error::from)?)
     }
     .await;
     state.metrics.tenant_migrated(result.is_ok());
+    let result = result.map_err(|e| e.to_string());
+    let recorded = result
+        .as_ref()
+        .map(|version| *version)
+        .map_err(String::as_str);
+    if let Err(e) = state.registry.end_migration(&tenant, recorded).await {
+        tracing::error!(tenant = %slug, error = %e, "could not record the end of a migration");
+    }
     match result {
         Ok(to) => TenantOutcome::Migrated { slug, from, to },
         Err(error) => {
-            let error = error.to_string();
-            if let Err(e) = state
-                .registry
-                .set_status(&tenant, Status::MigrationFailed, Some(&error))
-                .await
-            {
-                tracing::error!(tenant = %slug, error = %e, "could not record a failed migration");
-            }
             tracing::error!(tenant = %slug, %error, "tenant migration failed");
             TenantOutcome::Failed {
                 slug,

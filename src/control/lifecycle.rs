@@ -71,7 +71,14 @@ async fn transition(
             tenant.status
         )));
     }
-    state.registry.set_status(&tenant, to, None).await?;
+    if !state.registry.transition(&tenant, &[from], to).await? {
+        // Something else changed it between our read and our write (a migration, say).
+        let now = find(state, slug).await?;
+        return Err(Error::Conflict(format!(
+            "the tenant is {}, not {from}",
+            now.status
+        )));
+    }
     tracing::info!(tenant = %tenant.slug, status = %to, "tenant status changed");
     // The tenant's own audit log says so too; the status change stands even if it cannot.
     match state.pools.get(&tenant).await {

@@ -11,7 +11,7 @@ use crate::{
     database::{self, PoolShape},
     error::{Error, Result},
     registry::Registry,
-    schema,
+    schema::{self, MigrationLocks},
     telemetry::Metrics,
     tenant::{TenantId, TenantRecord},
 };
@@ -30,6 +30,7 @@ pub struct TenantPools {
     servers: Arc<Servers>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    migration_locks: Arc<MigrationLocks>,
     shape: PoolShape,
     migrate_on_open: bool,
 }
@@ -39,6 +40,7 @@ impl TenantPools {
         servers: Arc<Servers>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
+        migration_locks: Arc<MigrationLocks>,
         shape: PoolShape,
         idle_ttl: Duration,
         migrate_on_open: bool,
@@ -62,6 +64,7 @@ impl TenantPools {
             servers,
             registry,
             metrics,
+            migration_locks,
             shape,
             migrate_on_open,
         }
@@ -104,6 +107,7 @@ impl TenantPools {
                 )
                 .into());
             }
+            let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
             let version = match schema::migrate_tenant(&pool).await {
                 Ok(version) => version,
                 Err(e) => {

@@ -78,6 +78,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Compare-and-set of the status; see [`RegistryStore::transition`].
+    pub async fn transition(
+        &self,
+        record: &TenantRecord,
+        from: &[Status],
+        to: Status,
+    ) -> Result<bool> {
+        let moved = self.store.transition(record.id, from, to).await?;
+        self.cache.evict(record, &[]).await;
+        Ok(moved)
+    }
+
+    pub async fn end_migration(
+        &self,
+        record: &TenantRecord,
+        outcome: std::result::Result<i64, &str>,
+    ) -> Result<()> {
+        self.store.end_migration(record.id, outcome).await?;
+        self.cache.evict(record, &[]).await;
+        Ok(())
+    }
+
     pub async fn set_schema_version(&self, record: &TenantRecord, version: i64) -> Result<()> {
         self.store.set_schema_version(record.id, version).await?;
         self.cache.evict(record, &[]).await;

@@ -92,3 +92,100 @@ async fn without_migrate_on_open_a_tenant_behind_is_unavailable_until_migrated()
         .await;
     assert_eq!(served.status, 200, "{}", served.body);
 }
+
+fn everyone() -> silo::control::FanoutOptions {
+    silo::control::FanoutOptions {
+        concurrency: 4,
+        tenants: vec![],
+        dry_run: false,
+    }
+}
+
+async fn status_of(app: &TestApp, slug: &str) -> Value {
+    app.admin(Method::GET, &format!("/admin/v1/tenants/{slug}"), None)
+        .await
+        .body
+}
+
+#[tokio::test]
+async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds() {
+    let app = spawn_app().await;
+    acme_with_owner(&app).await;
+    app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
+        .await;
+    let tenant = age_acme(&app).await;
+
+    // The database is away: the run fails for acme, which stays suspended with the reason.
+    let file = app.database_file(&tenant);
+    let aside = app.dir.path().join("aside.db");
+    std::fs::rename(&file, &aside).unwrap();
+    let report = silo::control::migrate(&app.state, &everyone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 1);
+    let after_failure = status_of(&app, "acme").await;
+    assert_eq!(after_failure["status"], "suspended", "{after_failure}");
+    assert!(after_failure["last_error"].is_string());
+
+    std::fs::rename(&aside, &file).unwrap();
+    let report = silo::control::migrate(&app.state, &everyone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    let after_success = status_of(&app, "acme").await;
+    assert_eq!(after_success["status"], "suspended", "{after_success}");
+    assert_eq!(
+        after_success["schema_version"],
+        silo::schema::tenant_target_version()
+    );
+    app.tenant("acme")
+        .send(Method::GET, "/v1/me", None, None)
+        .await
+        .assert_error(403, "tenant_suspended");
+}
+
+#[tokio::test]
+async fn a_tenant_left_migrating_by_a_crash_is_finished_by_the_next_run() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    let record = silo::control::find(&app.state, "acme").await.unwrap();
+    // A run stopped between migrating and recording: the version is current, the status is not.
+    app.state
+        .registry
+        .set_status(&record, silo::tenant::Status::Migrating, None)
+        .await
+        .unwrap();
+    app.tenant("acme")
+        .send(Method::GET, "/v1/me", None, None)
+        .await
+        .assert_error(503, "tenant_unavailable");
+    let report = silo::control::migrate(&app.state, &everyone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    assert_eq!(status_of(&app, "acme").await["status"], "active");
+}
+
+#[tokio::test]
+async fn concurrent_runs_over_the_same_tenants_do_not_fail_them() {
+    let app = spawn_app().await;
+    acme_with_owner(&app).await;
+    age_acme(&app).await;
+    let twice = silo::control::FanoutOptions {
+        concurrency: 2,
+        tenants: vec!["acme".into(), "acme".into()],
+        dry_run: false,
+    };
+    let all = everyone();
+    let (a, b) = tokio::join!(
+        silo::control::migrate(&app.state, &twice, |_| {}),
+        silo::control::migrate(&app.state, &all, |_| {}),
+    );
+    assert_eq!(a.unwrap().failed() + b.unwrap().failed(), 0);
+    let acme = status_of(&app, "acme").await;
+    assert_eq!(acme["status"], "active", "{acme}");
+    assert_eq!(
+        acme["schema_version"],
+        silo::schema::tenant_target_version()
+    );
+}
