@@ -2,7 +2,14 @@
 //! Misses are cached for a shorter time, so a flood of random subdomains costs no registry
 //! query, while a tenant created a moment ago is still found quickly.
 
-use std::{future::Future, sync::Arc, time::Duration, time::Instant};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use moka::{future::Cache, Expiry};
 
@@ -19,6 +26,8 @@ const MAX_ENTRIES: u64 = 100_000;
 pub struct RegistryCache {
     by_slug: Cache<String, Option<Arc<TenantRecord>>>,
     by_domain: Cache<String, Option<Slug>>,
+    /// Bumped by every eviction; see [`RegistryCache::fresh`].
+    generation: AtomicU64,
 }
 
 /// Hits live for the TTL, misses for the shorter of the TTL and [`NEGATIVE_TTL`].
@@ -51,36 +60,56 @@ impl RegistryCache {
                 .max_capacity(MAX_ENTRIES)
                 .expire_after(HitsOutliveMisses { ttl })
                 .build(),
+            generation: AtomicU64::new(0),
         }
     }
 
     /// Concurrent misses for one key share a single registry query.
     pub async fn tenant<F, Fut>(&self, slug: &Slug, load: F) -> Result<Option<Arc<TenantRecord>>>
     where
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<Option<TenantRecord>>>,
     {
-        self.by_slug
-            .try_get_with(slug.as_str().to_owned(), async {
-                load().await.map(|r| r.map(Arc::new))
-            })
-            .await
-            .map_err(shared_error)
+        let load = || async { load().await.map(|r| r.map(Arc::new)) };
+        self.fresh(&self.by_slug, slug.as_str(), load).await
     }
 
     pub async fn domain<F, Fut>(&self, domain: &str, load: F) -> Result<Option<Slug>>
     where
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<Option<Slug>>>,
     {
-        self.by_domain
-            .try_get_with(domain.to_owned(), load())
+        self.fresh(&self.by_domain, domain, load).await
+    }
+
+    /// Looks `key` up, loading it on a miss. A load that overlapped an eviction may have read
+    /// the row as it was before the change and stored it after the eviction ran; moka cannot
+    /// cancel such a load, so its result is dropped and read again. A change made on this
+    /// router is therefore seen by the very next request, not after the TTL.
+    async fn fresh<V, F, Fut>(&self, cache: &Cache<String, V>, key: &str, load: F) -> Result<V>
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V>>,
+    {
+        let seen = self.generation.load(Ordering::Acquire);
+        let value = cache
+            .try_get_with(key.to_owned(), load())
+            .await
+            .map_err(shared_error)?;
+        if self.generation.load(Ordering::Acquire) == seen {
+            return Ok(value);
+        }
+        cache.invalidate(key).await;
+        cache
+            .try_get_with(key.to_owned(), load())
             .await
             .map_err(shared_error)
     }
 
     /// Forgets everything cached about `record`, and about `extra_domains` it gained or lost.
     pub async fn evict(&self, record: &TenantRecord, extra_domains: &[&str]) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.by_slug.invalidate(&record.slug.to_string()).await;
         let mut domains: Vec<String> = record.domains.clone();
         domains.extend(extra_domains.iter().map(|d| d.to_string()));
@@ -93,4 +122,71 @@ impl RegistryCache {
 /// moka shares one error among the waiters of a failed load; report it as internal.
 fn shared_error(error: Arc<Error>) -> Error {
     Error::Internal(anyhow::anyhow!("registry lookup failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{Status, TenantId};
+
+    fn record(status: Status) -> TenantRecord {
+        TenantRecord {
+            id: TenantId::new(),
+            slug: Slug::parse_shape("acme").unwrap(),
+            name: "acme".into(),
+            plan: "free".into(),
+            status,
+            server: "local".into(),
+            database: "x.db".into(),
+            schema_version: 1,
+            domains: vec![],
+            created_at: 0,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_overlapping_an_eviction_is_not_served_afterwards() {
+        let cache = Arc::new(RegistryCache::new(Duration::from_secs(30)));
+        let slug = Slug::parse_shape("acme").unwrap();
+        let stored = Arc::new(std::sync::Mutex::new(Status::Active));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+
+        // A slow lookup reads the row while it is still active...
+        let slow = {
+            let (cache, slug, stored) = (cache.clone(), slug.clone(), stored.clone());
+            tokio::spawn(async move {
+                cache
+                    .tenant(&slug, || {
+                        let read = *stored.lock().unwrap();
+                        if let Some(tx) = started_tx.lock().unwrap().take() {
+                            let _ = tx.send(());
+                        }
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Ok(Some(record(read)))
+                        }
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        // ...the tenant is suspended and evicted while that lookup is in flight...
+        *stored.lock().unwrap() = Status::Suspended;
+        cache.evict(&record(Status::Suspended), &[]).await;
+        let answered = slow.await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            answered.status,
+            Status::Suspended,
+            "the overlapping lookup read again"
+        );
+        // ...and nothing stale is left behind for the next request.
+        let next = cache
+            .tenant(&slug, || async { Ok(Some(record(Status::Active))) })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.status, Status::Suspended);
+    }
 }
