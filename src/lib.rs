@@ -15,6 +15,7 @@
 //! ```
 
 pub mod audit;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod database;

@@ -6,6 +6,7 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 use anyhow::Context;
 
 use crate::{
+    background::Background,
     config::Settings,
     database::PoolShape,
     identity::{AccessTokens, ApiTokens, PasswordHasher, RefreshTokens},
@@ -35,6 +36,7 @@ pub struct Inner {
     pub api_tokens: ApiTokens,
     pub limits: TenantLimits,
     pub migration_locks: Arc<MigrationLocks>,
+    pub background: Background,
     pub metrics: Arc<Metrics>,
 }
 
@@ -80,6 +82,7 @@ impl AppState {
             api_tokens: ApiTokens::default(),
             limits: TenantLimits::default(),
             migration_locks,
+            background: Background::default(),
             metrics,
             registry,
             servers,

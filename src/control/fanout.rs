@@ -194,9 +194,9 @@ pub async fn migrate(
 pub async fn start_migration(state: &AppState, options: &FanoutOptions) -> Result<String> {
     let run = plan(state, options).await?;
     let id = run.id.clone();
-    let state = state.clone();
-    tokio::spawn(async move {
-        let report = execute(&state, run, |_| {}).await;
+    let task_state = state.clone();
+    state.background.spawn(async move {
+        let report = execute(&task_state, run, |_| {}).await;
         tracing::info!(run = %report.id, tenants = report.outcomes.len(), failed = report.failed(), "migration run finished");
     });
     Ok(id)

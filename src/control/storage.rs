@@ -47,7 +47,12 @@ pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
     let template = ensure_sqlite_template(&dir).await?;
-    let partial = dir.join(format!("{}.partial", tenant.database));
+    // A unique name: two runs finishing the same tenant at once never share a partial file.
+    let partial = dir.join(format!(
+        "{}.{}.partial",
+        tenant.database,
+        uuid::Uuid::now_v7().simple()
+    ));
     let copied = async {
         tokio::fs::copy(&template, &partial).await?;
         tokio::fs::rename(&partial, &file).await

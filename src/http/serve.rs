@@ -87,6 +87,7 @@ async fn housekeeping(state: AppState, mut stopped: watch::Receiver<bool>) -> st
 impl RunningServer {
     /// Stops accepting, waits up to `grace` for in-flight requests, then closes every pool.
     pub async fn shutdown(mut self, grace: Duration) {
+        let started = std::time::Instant::now();
         let _ = self.stop.send(true);
         let drained = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
@@ -98,6 +99,10 @@ impl RunningServer {
                 "in-flight requests outlived the grace period"
             );
             self.tasks.abort_all();
+        }
+        let remaining = grace.saturating_sub(started.elapsed());
+        if !self.state.background.wait(remaining).await {
+            tracing::warn!("provisioning or migration work outlived the grace period");
         }
         self.state.close().await;
         tracing::info!("silo stopped");

@@ -75,7 +75,9 @@ async fn create_tenant(
         domains: body.domains,
         owner,
     };
-    let tenant = control::provision(&state, request, IfExists::Conflict).await?;
+    let work_state = state.clone();
+    let work = async move { control::provision(&work_state, request, IfExists::Conflict).await };
+    let tenant = state.background.run(work).await??;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -215,6 +217,8 @@ async fn delete_tenant(
             "add ?confirm={slug} to delete this tenant and its database"
         )));
     }
-    control::delete(&state, &slug).await?;
+    let work_state = state.clone();
+    let work = async move { control::delete(&work_state, &slug).await };
+    state.background.run(work).await??;
     Ok(StatusCode::NO_CONTENT)
 }

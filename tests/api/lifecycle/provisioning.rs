@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use super::{create, slugs};
@@ -176,4 +176,36 @@ async fn a_tenant_whose_provisioning_failed_stays_provisioning_and_unavailable()
     create(&app, json!({"slug": "acme"}))
         .await
         .assert_error(409, "conflict");
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_provisioning_still_gets_a_whole_tenant() {
+    let app = spawn_app().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("http://{}/admin/v1/tenants", app.admin_addr))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&json!({"slug": "hasty", "owner_email": "o@hasty.test", "owner_password": "owner-password"}))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client gave up before the answer");
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app
+            .admin(Method::GET, "/admin/v1/tenants/hasty", None)
+            .await
+            .body["status"]
+            .clone();
+        if status == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "active");
+    app.tenant("hasty")
+        .login("o@hasty.test", "owner-password")
+        .await;
 }
