@@ -39,24 +39,30 @@ pub async fn observe(
     let header =
         HeaderValue::from_str(&id).expect("checked or generated ids are valid header values");
     request.headers_mut().insert(REQUEST_ID, header.clone());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let span = tracing::info_span!("request", %id, listener, method = %method, tenant = Empty, route = Empty, status = Empty);
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
-    let route = response
+    let matched = response
         .extensions()
         .get::<RouteLabel>()
-        .map_or("unmatched", |r| r.0.as_str())
-        .to_owned();
+        .map(|r| r.0.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    span.record("route", route.as_str());
+    let route = match matched {
+        // `label_route` recorded it on the span already.
+        Some(route) => route,
+        None => {
+            span.record("route", "unmatched");
+            "unmatched".to_owned()
+        }
+    };
     span.record("status", status);
     tracing::info!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
     state
         .metrics
-        .observe_request(listener, &method, &route, status, elapsed.as_secs_f64());
+        .observe_request(listener, method, &route, status, elapsed.as_secs_f64());
     response.headers_mut().insert(REQUEST_ID, header);
     response
 }
@@ -77,6 +83,22 @@ pub async fn label_route(request: Request, next: Next) -> Response {
     response
 }
 
+/// The method as a metric label: the standard methods by name, anything else as `other`, so a
+/// client inventing methods cannot grow the number of series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 fn is_acceptable_id(value: &str) -> bool {
     (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -84,6 +106,13 @@ fn is_acceptable_id(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let invented = axum::http::Method::from_bytes(b"M1134741").unwrap();
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
+    }
 
     #[test]
     fn client_ids_must_be_short_visible_ascii() {

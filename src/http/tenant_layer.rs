@@ -64,6 +64,8 @@ async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admiss
         .find(&slug)
         .await?
         .ok_or(Error::TenantNotFound)?;
+    // Every later log line of this request carries the tenant.
+    tracing::Span::current().record("tenant", tenant.slug.as_str());
 
     match tenant.status {
         Status::Active => {}

@@ -65,6 +65,12 @@ async fn metrics_count_requests_by_route_and_status_without_tenant_labels() {
             .get("/v1/projects", &session.access_token)
             .await;
     }
+    let invented = reqwest::Method::from_bytes(b"M1134741").unwrap();
+    app.client
+        .request(invented, app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     let reply = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(reply.status(), 200);
     let text = reply.text().await.unwrap();
@@ -203,6 +209,34 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .local_addr()
         .unwrap()
         .port();
+    let silo = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_silo"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env(
+                "SILO_CONFIG",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
+            )
+            .env("SILO__DATA_DIR", dir.path().join("data"))
+            .env(
+                "SILO__TEMPLATES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tenant_templates"),
+            )
+            .env(
+                "SILO__SERVERS__LOCAL__URL",
+                format!("sqlite://{}", dir.path().join("tenants").display()),
+            )
+            .env("SILO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "5")
+            .env("SILO__LOG__FORMAT", "json");
+        command
+    };
+    assert!(silo(&["tenant", "create", "acme"])
+        .output()
+        .unwrap()
+        .status
+        .success());
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_silo"))
         .arg("serve")
         .current_dir(dir.path())
@@ -237,6 +271,13 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "silo serve did not come up");
+    let me = client
+        .get(format!("{base}/v1/me"))
+        .header("host", "acme.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
 
     // A request in flight when the signal arrives: its body is still being sent.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
