@@ -154,8 +154,16 @@ impl IntoResponse for Error {
 }
 
 impl From<sqlx::Error> for Error {
+    /// A database that is busy (its pool exhausted), closing or unreachable is a passing
+    /// condition of that tenant: `503 tenant_unavailable`. Anything else is a bug: `500`.
     fn from(error: sqlx::Error) -> Self {
-        Error::Internal(error.into())
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(%error, "database unavailable");
+                Error::TenantUnavailable { retry_after: 5 }
+            }
+            other => Error::Internal(other.into()),
+        }
     }
 }
 

@@ -139,6 +139,23 @@ fn split_tenant_path(path: &str) -> Option<(&str, &str)> {
     (!slug.is_empty()).then_some((slug, tail))
 }
 
+/// The one `X-Tenant` value of a request: repeated headers must agree (after trimming and
+/// lower-casing); empty ones name nothing.
+pub fn single_header<I: IntoIterator<Item = String>>(values: I) -> Result<Option<String>, Error> {
+    let mut named: Option<String> = None;
+    for value in values {
+        let value = value.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            continue;
+        }
+        match &named {
+            Some(first) if *first != value => return Err(Error::TenantConflict),
+            _ => named = Some(value),
+        }
+    }
+    Ok(named)
+}
+
 /// Decides between the slug a custom domain resolved to (if any) and the slugs the request
 /// named. Different slugs conflict whether or not they exist; none at all is not found.
 pub fn decide(custom_domain_slug: Option<&str>, named: &[String]) -> Result<String, Error> {
@@ -210,6 +227,24 @@ mod tests {
     fn header_is_trimmed_and_lower_cased() {
         let claims = default_resolver().claims(facts(Some("localhost"), Some(" Globex "), "/"));
         assert_eq!(claims.named, vec!["globex"]);
+    }
+
+    #[test]
+    fn repeated_headers_must_agree() {
+        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            single_header(values(&["acme", " ACME "])).unwrap(),
+            Some("acme".into())
+        );
+        assert_eq!(
+            single_header(values(&["", "acme"])).unwrap(),
+            Some("acme".into())
+        );
+        assert_eq!(single_header(values(&[])).unwrap(), None);
+        assert!(matches!(
+            single_header(values(&["acme", "globex"])),
+            Err(Error::TenantConflict)
+        ));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 use serde::Serialize;
 
 use super::{lifecycle, storage};
-use crate::{error::Result, state::AppState};
+use crate::{
+    error::{Error, Result},
+    state::AppState,
+};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantStats {
@@ -17,7 +20,10 @@ pub struct TenantStats {
 pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     let tenant = lifecycle::find(state, slug).await?;
     let open_connections = state.pools.open_connections(tenant.id).await;
-    let pool = storage::connect(state, &tenant).await?;
+    let pool = storage::connect(state, &tenant).await.map_err(|error| {
+        tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");
+        Error::TenantUnavailable { retry_after: 5 }
+    })?;
     let counts = async {
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&pool)

@@ -84,6 +84,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Path parameters whose rejections (say, invalid UTF-8 in `%FF`) are JSON errors too. A value
+/// that cannot name anything in the path is `404 not_found`.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|path| Path(path.0))
+            .map_err(|_| Error::NotFound("nothing here has that name".into()))
+    }
+}
+
 /// The resolved tenant and its own pool. Only the tenant layer creates one, so a handler can
 /// reach no other tenant's database.
 #[derive(Clone)]

@@ -37,10 +37,13 @@ pub async fn tenant_layer(
 }
 
 async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admission> {
-    let x_tenant = request
-        .headers()
-        .get("x-tenant")
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let x_tenant = resolve::single_header(
+        request
+            .headers()
+            .get_all("x-tenant")
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+    )?;
     let host = request
         .headers()
         .get(header::HOST)

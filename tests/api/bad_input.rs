@@ -311,3 +311,20 @@ async fn bad_pagination_parameters_are_validation_failures_naming_the_field() {
         assert_eq!(reply.status, 200, "?{query}: {}", reply.body);
     }
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_gets_the_json_error_shape() {
+    let app = spawn_app().await;
+    let owner = app
+        .create_tenant_with_owner("acme", "o@acme.test", "owner-password")
+        .await;
+    let reply = app
+        .tenant("acme")
+        .get("/v1/projects/%FF", &owner.access_token)
+        .await;
+    reply.assert_error(404, "not_found");
+    let admin = app
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/%FF", None)
+        .await;
+    admin.assert_error(404, "not_found");
+}

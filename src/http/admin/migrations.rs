@@ -1,10 +1,7 @@
 //! `/admin/v1/migrations`: start a fan-out (it runs in the background), see where the fleet
 //! stands, and look up a run.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     control::{self, FanoutOptions, MigrationStatus},
     error::{ErrorBody, Result},
-    http::extract::Json,
+    http::extract::{Json, Path},
     registry::FanoutRun,
     state::AppState,
 };

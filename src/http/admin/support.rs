@@ -1,9 +1,6 @@
 //! `POST /admin/v1/tenants/{slug}/support-sessions` and `GET .../stats`.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     control::{self, SupportRequest, SupportSession, TenantStats},
     error::{ErrorBody, Result},
-    http::extract::Json,
+    http::extract::{Json, Path},
     state::AppState,
 };
 

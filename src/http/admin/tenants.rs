@@ -1,9 +1,6 @@
 //! `/admin/v1/tenants`: provision, list, show, suspend, resume, domains, delete.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,7 +9,7 @@ use crate::{
     control::{self, IfExists, Owner, ProvisionRequest},
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{Json, Query},
+        extract::{Json, Path, Query},
         pagination::{Page, PageQuery},
     },
     state::AppState,

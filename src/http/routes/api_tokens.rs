@@ -1,10 +1,7 @@
 //! API tokens: members create their own (shown once), admins see and revoke everyone's,
 //! and a token can introspect itself.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -15,10 +12,10 @@ use crate::{
     audit, clock,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{Credential, CurrentUser, Json, Query, TenantDb},
+        extract::{Credential, CurrentUser, Json, Path, Query, TenantDb},
         pagination::{Page, PageQuery},
     },
-    identity::{validate_name, ApiToken, Role, Scope, User},
+    identity::{validate_name, ApiToken, Role, Scope},
     state::AppState,
 };
 
@@ -159,7 +156,6 @@ struct Introspection {
     name: String,
     scopes: Vec<Scope>,
     tenant: TenantSummary,
-    user: User,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<i64>,
@@ -184,7 +180,6 @@ async fn introspect_api_token(db: TenantDb, current: CurrentUser) -> Result<Json
         name: token.name.clone(),
         scopes: token.scopes.clone(),
         tenant: TenantSummary::of(&db),
-        user: current.user.clone(),
         expires_at: token.expires_at,
         last_used_at: token.last_used_at,
     }))

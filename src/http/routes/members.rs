@@ -1,7 +1,7 @@
 //! Members and roles. Admins list, re-role and remove members; only an owner grants or takes
 //! away `owner`, and the last owner can be neither demoted nor removed.
 
-use axum::{extract::Path, http::StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -11,7 +11,7 @@ use crate::{
     audit,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{CurrentUser, Json, Query, TenantDb},
+        extract::{CurrentUser, Json, Path, Query, TenantDb},
         pagination::{Page, PageQuery},
     },
     identity::{Role, Scope, User},

@@ -1,7 +1,7 @@
 //! Projects: the tenant's own data. Viewers read, members create, owners of a project or
 //! admins edit, admins delete. An id from another tenant is simply not in this database: 404.
 
-use axum::{extract::Path, http::StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::{any::AnyRow, AnyPool, Row};
 use utoipa::ToSchema;
@@ -11,7 +11,7 @@ use crate::{
     clock,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{CurrentUser, Json, Query, TenantDb},
+        extract::{CurrentUser, Json, Path, Query, TenantDb},
         pagination::{Page, PageQuery},
     },
     identity::{validate_name, Role, Scope},

@@ -185,3 +185,33 @@ async fn a_slug_or_domain_that_missed_a_moment_ago_resolves_once_created() {
         host(h).await.assert_error(404, "not_found");
     }
 }
+
+#[tokio::test]
+async fn repeated_x_tenant_headers_that_disagree_are_a_conflict() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let both = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("x-tenant", "acme")
+        .header("x-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    let both = crate::helpers::Reply::from(both).await;
+    both.assert_error(400, "tenant_conflict");
+    let agreeing = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("x-tenant", "acme")
+        .header("x-tenant", "ACME")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        agreeing.status(),
+        401,
+        "the same tenant twice is one tenant"
+    );
+}
