@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
 use crate::{
@@ -56,13 +57,32 @@ async fn execute(state: &AppState, args: MigrateArgs) -> Result<Outcome> {
         tenants: args.tenants,
         dry_run: args.dry_run,
     };
-    let tty = std::io::stderr().is_terminal();
-    let report = control::migrate(state, &options, |outcome| {
-        if tty || !matches!(outcome, TenantOutcome::UpToDate { .. }) {
-            eprintln!("{}", line(outcome));
+    let run = control::plan(state, &options).await?;
+    // A progress bar on a terminal; plain lines, one per tenant that needed work, otherwise.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(run.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {elapsed_precise} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    let report = control::execute(state, run, |outcome| match &bar {
+        Some(bar) => {
+            if matches!(outcome, TenantOutcome::Failed { .. }) {
+                bar.println(line(outcome));
+            }
+            bar.inc(1);
         }
+        None if !matches!(outcome, TenantOutcome::UpToDate { .. }) => {
+            eprintln!("{}", line(outcome))
+        }
+        None => {}
     })
-    .await?;
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let failed = report.failed();
     eprintln!(
         "target version {}: {} tenants, {} failed",

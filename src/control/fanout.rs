@@ -101,6 +101,17 @@ pub struct PlannedRun {
     tenants: Vec<TenantRecord>,
 }
 
+impl PlannedRun {
+    /// How many tenants the run will look at.
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+}
+
 /// Validates the options (an unknown slug is `422`) and records the run.
 pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRun> {
     if !(1..=MAX_CONCURRENCY).contains(&options.concurrency) {

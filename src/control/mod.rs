@@ -10,8 +10,8 @@ mod storage;
 mod support;
 
 pub use fanout::{
-    find_run, migrate, migration_status, start_migration, FanoutOptions, FanoutReport,
-    MigrationStatus, TenantOutcome,
+    execute, find_run, migrate, migration_status, plan, start_migration, FanoutOptions,
+    FanoutReport, MigrationStatus, PlannedRun, TenantOutcome,
 };
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
