@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Everything silo can be told. Field names are the config keys of the API contract.
@@ -58,8 +59,8 @@ pub struct LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
     pub listen: String,
-    /// Empty: the admin listener is off.
-    pub token: String,
+    /// Empty: the admin listener is off. Never printed (`Debug` shows it redacted).
+    pub token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,7 +121,8 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SecretSettings {
     /// At least 32 characters; empty: a development key is generated in `data_dir`.
-    pub master_key: String,
+    /// Never printed (`Debug` shows it redacted).
+    pub master_key: SecretString,
 }
 
 mod defaults {
@@ -170,7 +172,7 @@ impl Default for AdminSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8081".into(),
-            token: String::new(),
+            token: SecretString::default(),
         }
     }
 }
@@ -359,7 +361,7 @@ impl Settings {
                 format!("invalid argon2 parameters: {e}"),
             )
         })?;
-        let key = &self.secrets.master_key;
+        let key = self.secrets.master_key.expose_secret();
         if !key.is_empty() && key.chars().count() < 32 {
             return Err(ConfigError::new(
                 "secrets.master_key",
@@ -402,4 +404,18 @@ fn error_key(error: &config::ConfigError) -> String {
         }
     }
     "config".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let mut settings: Settings = serde_json::from_value(serde_json::json!({})).unwrap();
+        settings.admin.token = "admin-token-visible-123".into();
+        settings.secrets.master_key = "master-key-visible-0123456789abcdef".into();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("visible"), "{printed}");
+    }
 }

@@ -4,6 +4,7 @@
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::{
     background::Background,
@@ -51,7 +52,10 @@ impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
-        let secrets = Secrets::load(&settings.secrets.master_key, &settings.data_dir)?;
+        let secrets = Secrets::load(
+            settings.secrets.master_key.expose_secret(),
+            &settings.data_dir,
+        )?;
         let servers =
             Arc::new(Servers::from_settings(&settings.servers).map_err(anyhow::Error::msg)?);
         let plans = Plans::load(&settings.templates_dir)?;

@@ -191,7 +191,9 @@ async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result
         let version = schema::migrate_tenant(&pool)
             .await
             .map_err(anyhow::Error::from)?;
-        seed(&pool, &valid.plan).await?;
+        // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
+        let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);
+        seed(&pool, plan).await?;
         if let Some((email, password)) = &valid.owner {
             create_owner(state, &pool, email, password).await?;
         }

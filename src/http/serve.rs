@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::state::AppState;
@@ -23,7 +24,7 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     let main = TcpListener::bind(&settings.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", settings.http.listen))?;
-    let admin = if settings.admin.token.is_empty() {
+    let admin = if settings.admin.token.expose_secret().is_empty() {
         None
     } else {
         Some(

@@ -126,7 +126,7 @@ impl User {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Removes a user; their refresh and API tokens go with them (foreign keys cascade), and
+    /// Removes a user; their refresh and API tokens are deleted in the same transaction, and
     /// their access tokens stop working because every request checks the user. The last owner
     /// is never removed. Returns false when refused.
     pub async fn remove(pool: &AnyPool, id: &str) -> Result<bool> {

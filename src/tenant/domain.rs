@@ -39,7 +39,10 @@ impl Domain {
         {
             return Err("must be a name, not an IP address");
         }
-        let base = base_domain.to_ascii_lowercase();
+        let base = base_domain
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if name == base || name.ends_with(&format!(".{base}")) {
             return Err("must not be under the base domain");
         }
@@ -69,6 +72,12 @@ mod tests {
                 .as_str(),
             "app.acme.com"
         );
+    }
+
+    #[test]
+    fn the_base_domain_is_compared_as_resolution_reads_it() {
+        assert!(Domain::parse("app.example.com", "Example.COM.").is_err());
+        assert!(Domain::parse("app.example.org", "example.com.").is_ok());
     }
 
     #[test]

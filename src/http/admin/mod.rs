@@ -11,6 +11,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,7 +32,7 @@ pub async fn require_admin_token(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    if !token_matches(&parts, &state.settings.admin.token) {
+    if !token_matches(&parts, state.settings.admin.token.expose_secret()) {
         return Error::Unauthorized("a valid admin token is required").into_response();
     }
     next.run(Request::from_parts(parts, body)).await

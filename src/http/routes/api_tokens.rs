@@ -102,7 +102,6 @@ async fn create_api_token(
     ))
 }
 
-/// Members see their own tokens; admins see everyone's.
 /// Live API tokens without secrets: your own, or everyone's for admins.
 #[utoipa::path(get, path = "/v1/api-tokens", tag = "api-tokens", params(PageQuery), security(("bearer" = [])), responses(
     (status = 200, description = "A page of tokens", body = Page<ApiToken>),
@@ -123,8 +122,7 @@ async fn list_api_tokens(
     Ok(Json(Page::from_rows(tokens, page.limit, |t| t.id.clone())))
 }
 
-/// A member revokes their own tokens, an admin anyone's; another's token is not found.
-/// Revoke an API token: your own, or anyone's for admins. Takes effect at once.
+/// Revoke an API token: your own, or anyone's for admins; another's is not found. Takes effect at once.
 #[utoipa::path(delete, path = "/v1/api-tokens/{id}", tag = "api-tokens", params(("id" = String, Path, description = "Token id")), security(("bearer" = [])), responses(
     (status = 204, description = "Revoked"),
     (status = 404, description = "No such live token of yours", body = ErrorBody)))]

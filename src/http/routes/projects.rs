@@ -49,7 +49,9 @@ struct CreateProject {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProject {
-    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
@@ -163,8 +165,15 @@ async fn update_project(
             "only the project's owner or an admin may change it".into(),
         ));
     }
-    if let Some(name) = body.name {
-        project.name = validate_name("name", &name)?;
+    match body.name {
+        Some(Some(name)) => project.name = validate_name("name", &name)?,
+        Some(None) => {
+            return Err(Error::field(
+                "name",
+                "cannot be null; a project always has a name",
+            ))
+        }
+        None => {}
     }
     if let Some(description) = body.description {
         project.description = validate_description(description)?;

@@ -200,3 +200,32 @@ async fn concurrent_writes_to_one_tenant_all_succeed() {
         .await;
     assert_eq!(ids(&list.body).len(), 30);
 }
+
+#[tokio::test]
+async fn a_null_name_is_refused_and_changes_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = app
+        .create_tenant_with_owner("acme", "o@acme.test", "owner-password")
+        .await;
+    let id = app
+        .tenant("acme")
+        .create_project(&owner.access_token, "Named")
+        .await;
+    let path = format!("/v1/projects/{id}");
+    let reply = app
+        .tenant("acme")
+        .patch(
+            &path,
+            &owner.access_token,
+            serde_json::json!({"name": null}),
+        )
+        .await;
+    reply.assert_error(422, "validation_failed");
+    assert_eq!(
+        app.tenant("acme")
+            .get(&path, &owner.access_token)
+            .await
+            .body["name"],
+        "Named"
+    );
+}
