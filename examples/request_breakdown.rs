@@ -148,9 +148,16 @@ where
     measure(args, args.concurrency, step).await
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The server's runtime: multi-threaded, one worker per CPU it may use.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let settings = settings(dir.path(), &args.log_level)?;
     silo::telemetry::init(&settings.log);

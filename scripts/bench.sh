@@ -71,6 +71,11 @@ fi
 if [ "$(id -u)" = "0" ] && command -v chrt >/dev/null 2>&1; then
   sampler_prio=(chrt -f 10)
 fi
+# Each open SQLite connection holds two or three descriptors: BENCH_ACTIVE pools of up to
+# pool.max_connections_per_tenant connections need thousands.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" = "unlimited" ] || [ "$(ulimit -n)" -ge $((active * 12 + 1024)) ] ||
+  say "ulimit -n is $(ulimit -n): silo may run out of file descriptors with $active pools"
 for p in $((port)) $((port + 1)) $((port + 2)) $((port + 3)); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
 done
@@ -143,7 +148,7 @@ stop() { # pid
   timeout 30 tail --pid="$1" -f /dev/null || kill -KILL "$1" 2>/dev/null || true
 }
 status_of() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4}' /proc/stat; } # user+nice+system, all CPUs
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; } # all CPUs, irq included
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }        # one process
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 seconds() { # 10s, 500ms, 2m -> seconds
