@@ -11,8 +11,8 @@
 # Environment (defaults in brackets):
 #   BENCH_TENANTS [10000]   tenants provisioned      BENCH_ACTIVE [1000]  tenants loaded in (b)
 #   BENCH_DURATION [10s]    each measured run        BENCH_WARMUP [2s]    unmeasured lead-in
-#   BENCH_ROUNDS [3]        (a), (c), (b), (a) at log level info alternate this many times;
-#                           medians are reported
+#   BENCH_ROUNDS [3]        (a), (c) and (a) at log level info alternate this many times,
+#                           then (b) and (a) again; medians are reported
 #   BENCH_CONNECTIONS [16]  connections of the closed-loop runs and of the flood
 #   BENCH_RATE [50]         B's fixed rate in (d), req/s
 #   BENCH_SAMPLE_DURATION [30s]  each of (d)'s two samples of B
@@ -252,23 +252,31 @@ threads=$(status_of "$pid" Threads)"
   echo "$line" >>"$work/results.txt"
 }
 
+# Phase 1: only the hot tenant's pool is open. (a) and (c) alternate, so drift on a shared
+# machine hits both alike; (a) at log level info runs on the second silo.
 for round in $(seq 1 "$rounds"); do
-  say "round $round/$rounds"
+  say "hot tenant, round $round/$rounds"
   closed a "$silo_pid" "$main_url" "$work/hot.tsv"
   closed c "$base_pid" "$base_url" "$work/hot.tsv"
+  closed a_info "$info_pid" "$info_url" "$work/hot.tsv"
+done
+base_rss_kib="$(status_of "$base_pid" VmRSS)"
+stop "$info_pid"
+stop "$base_pid"
+# Phase 2: every active tenant's pool is open (the first run warms them). (b) alternates with
+# (a) again, which shows what the open pools cost the hot tenant.
+for round in $(seq 1 "$rounds"); do
+  say "$active tenants, round $round/$rounds"
   if [ "$round" = "1" ]; then
     closed b "$silo_pid" "$main_url" "$work/spread.tsv" --warm-all
   else
     closed b "$silo_pid" "$main_url" "$work/spread.tsv"
   fi
-  closed a_info "$info_pid" "$info_url" "$work/hot.tsv"
+  closed a_open "$silo_pid" "$main_url" "$work/hot.tsv"
 done
 rss_kib="$(status_of "$silo_pid" VmRSS)"
 threads="$(status_of "$silo_pid" Threads)"
 pools_open="$(curl -fs "$main_url/metrics" | awk '$1 == "silo_tenant_pools_open" {print $2}')"
-base_rss_kib="$(status_of "$base_pid" VmRSS)"
-stop "$info_pid"
-stop "$base_pid"
 
 say "(d) quiet tenant B at $rate req/s, alone"
 settle
@@ -319,6 +327,7 @@ flood_429="$(field "$flood" statuses | tr ',' '\n' | awk -F: '$1 == 429 {print $
 flood_share="$(awk -v n="${flood_429:-0}" -v t="$(field "$flood" requests)" 'BEGIN { printf "%.1f", 100 * n / t }')"
 
 ai="$(awk -v a="$a_rps" -v i="$(median a_info rps)" 'BEGIN { printf "%.3f", i / a }')"
+ao="$(awk -v a="$a_rps" -v o="$(median a_open rps)" 'BEGIN { printf "%.3f", o / a }')"
 others="$(grep -o 'others_pct=[-0-9]*' "$work/results.txt" | cut -d= -f2 | sort -n |
   awk '{ v[NR] = $1 } END { printf "median %d%%, max %d%%", v[int((NR + 1) / 2)], v[NR] }')"
 
@@ -326,7 +335,8 @@ echo
 echo "silo request path: GET /v1/projects?limit=$projects ($projects rows); $(nproc) CPUs," \
   "server pinned to CPU 0, load generator to CPU 1 (BENCH_PIN=$pin); closed loops of" \
   "$connections connections, medians of $rounds rounds of $duration; other processes took" \
-  "$others of one CPU during those runs"
+  "$others of one CPU during those runs; pool.max_connections_per_tenant =" \
+  "${SILO__POOL__MAX_CONNECTIONS_PER_TENANT:-4}"
 echo
 row "run" "req/s" "p50 ms" "p99 ms" "server CPU us/req" "result" "target"
 row "---" "---:" "---:" "---:" "---:" "---" "---"
@@ -336,7 +346,9 @@ row "(b) silo, $active tenants, uniform" "$(num "$b_rps" 0)" "$(median b p50_ms)
   "$(median b server_us)" "(b)/(a) = $ba" ">= 0.70: $(verdict "$ba" ">=" 0.70)"
 row "(c) baseline, no tenancy" "$(num "$c_rps" 0)" "$(median c p50_ms)" "$(median c p99_ms)" \
   "$(median c server_us)" "RSS $(awk -v k="$base_rss_kib" 'BEGIN { printf "%.1f", k / 1024 }') MB" ""
-row "(a) again, silo at log level info" "$(num "$(median a_info rps)" 0)" "$(median a_info p50_ms)" \
+row "(a) with $active idle pools open" "$(num "$(median a_open rps)" 0)" "$(median a_open p50_ms)" \
+  "$(median a_open p99_ms)" "$(median a_open server_us)" "x$ao of (a)" ""
+row "(a) with silo at log level info" "$(num "$(median a_info rps)" 0)" "$(median a_info p50_ms)" \
   "$(median a_info p99_ms)" "$(median a_info server_us)" "x$ai of (a)" ""
 row "(d) B alone, $rate req/s" "$(num "$(field "$b_alone" rps)" 0)" "$(field "$b_alone" p50_ms)" \
   "$p99_alone" "" "" ""
