@@ -15,7 +15,7 @@
 #                           then (b) and (a) again; medians are reported
 #   BENCH_CONNECTIONS [16]  connections of the closed-loop runs and of the flood
 #   BENCH_RATE [50]         B's fixed rate in (d), req/s
-#   BENCH_SAMPLE_DURATION [30s]  each of (d)'s two samples of B
+#   BENCH_SAMPLE_DURATION [20s]  each sample of B in (d) (alone, flooded: BENCH_ROUNDS times)
 #   BENCH_PROJECTS [20]     rows each tenant's list returns
 #   BENCH_PIN [1]           1: server on CPU 0, load generators on CPU 1 (taskset)
 #   BENCH_LOG_LEVEL [warn]  silo's log level while measured
@@ -39,7 +39,7 @@ warmup="${BENCH_WARMUP:-2s}"
 rounds="${BENCH_ROUNDS:-3}"
 connections="${BENCH_CONNECTIONS:-16}"
 rate="${BENCH_RATE:-50}"
-sample_duration="${BENCH_SAMPLE_DURATION:-30s}"
+sample_duration="${BENCH_SAMPLE_DURATION:-20s}"
 projects="${BENCH_PROJECTS:-20}"
 pin="${BENCH_PIN:-1}"
 log_level="${BENCH_LOG_LEVEL:-warn}"
@@ -278,33 +278,41 @@ rss_kib="$(status_of "$silo_pid" VmRSS)"
 threads="$(status_of "$silo_pid" Threads)"
 pools_open="$(curl -fs "$main_url/metrics" | awk '$1 == "silo_tenant_pools_open" {print $2}')"
 
-say "(d) quiet tenant B at $rate req/s, alone"
-settle
-b_alone="$("${sampler_prio[@]}" "${load_cpu[@]}" "$loadgen" --label b_alone --url "$main_url" \
-  --targets "$work/quiet.tsv" --rate "$rate" --duration "$sample_duration" --warmup "$warmup")"
-say "$b_alone"
-say "(d) quiet tenant B at $rate req/s while noisy tenant A (plan free) is flooded"
+# Phase 3: (d), also in alternating rounds, since a p99 of a few thousand samples moves.
+sampler() { # label: B at a fixed rate
+  "${sampler_prio[@]}" "${load_cpu[@]}" "$loadgen" --label "$1" --url "$main_url" \
+    --targets "$work/quiet.tsv" --rate "$rate" --duration "$sample_duration" --warmup "$warmup"
+}
 flood_secs="$(awk -v w="$(seconds "$warmup")" -v d="$(seconds "$sample_duration")" 'BEGIN {print w + d + 3}')"
-settle
-c0="$(cpu_ticks "$silo_pid")"
-load --label flood --url "$main_url" --targets "$work/noisy.tsv" --duration "${flood_secs}s" \
-  --warmup 0s >"$work/flood.txt" &
-flood_pid=$!
-pids+=("$flood_pid")
-sleep 1
-b_flood="$("${sampler_prio[@]}" "${load_cpu[@]}" "$loadgen" --label b_flood --url "$main_url" \
-  --targets "$work/quiet.tsv" --rate "$rate" --duration "$sample_duration" --warmup "$warmup")"
-wait "$flood_pid"
-c1="$(cpu_ticks "$silo_pid")"
-flood="$(cat "$work/flood.txt")"
-flood="$flood server_us=$(awk -v c="$((c1 - c0))" -v n="$(field "$flood" all_requests)" \
-  'BEGIN { printf "%.0f", c * 10000 / n }') server_cpu_pct=$(awk -v c="$((c1 - c0))" -v t="$flood_secs" \
-  'BEGIN { printf "%.0f", c / t }')"
-say "$b_flood"
-say "$flood"
-for line in "$b_alone" "$b_flood"; do
-  [ "$(field "$line" not_ok)" = "0" ] && [ "$(field "$line" errors)" = "0" ] ||
-    die "tenant B saw failures: $line"
+for round in $(seq 1 "$rounds"); do
+  say "(d) quiet tenant B at $rate req/s, alone, then while noisy A (plan free) is flooded; round $round/$rounds"
+  settle
+  line="$(sampler b_alone)"
+  say "$line"
+  echo "$line" >>"$work/results.txt"
+  settle
+  c0="$(cpu_ticks "$silo_pid")"
+  load --label flood --url "$main_url" --targets "$work/noisy.tsv" --duration "${flood_secs}s" \
+    --warmup 0s >"$work/flood.txt" &
+  flood_pid=$!
+  pids+=("$flood_pid")
+  sleep 1
+  line="$(sampler b_flood)"
+  say "$line"
+  echo "$line" >>"$work/results.txt"
+  wait "$flood_pid"
+  c1="$(cpu_ticks "$silo_pid")"
+  line="$(cat "$work/flood.txt")"
+  line="$line server_us=$(awk -v c="$((c1 - c0))" -v n="$(field "$line" all_requests)" \
+    'BEGIN { printf "%.0f", c * 10000 / n }') server_cpu_pct=$(awk -v c="$((c1 - c0))" -v t="$flood_secs" \
+    'BEGIN { printf "%.0f", c / t }') share_429=$(awk -v n="$(field "$line" statuses | tr ',' '\n' |
+    awk -F: '$1 == 429 {print $2}')" -v t="$(field "$line" requests)" 'BEGIN { printf "%.1f", 100 * n / t }')"
+  say "$line"
+  echo "$line" >>"$work/results.txt"
+done
+for label in b_alone b_flood; do
+  grep "^label=$label " "$work/results.txt" | grep -qv ' not_ok=0 errors=0 ' &&
+    die "tenant B saw failures: $(grep "^label=$label " "$work/results.txt")"
 done
 
 # --- the table ---------------------------------------------------------------------------------
@@ -312,6 +320,7 @@ median() { # label key: the median of one field over the rounds of one run
   grep "^label=$1 " "$work/results.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g |
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+all() { grep "^label=$1 " "$work/results.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | paste -sd/ -; }
 row() { printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$@"; }
 verdict() { awk -v x="$1" -v op="$2" -v t="$3" 'BEGIN {
   ok = (op == ">=") ? (x >= t) : (x <= t); print ok ? "met" : "MISSED" }'; }
@@ -320,11 +329,9 @@ num() { awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }'; }
 a_rps="$(median a rps)" b_rps="$(median b rps)" c_rps="$(median c rps)"
 ac="$(awk -v a="$a_rps" -v c="$c_rps" 'BEGIN { printf "%.3f", a / c }')"
 ba="$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", b / a }')"
-p99_alone="$(field "$b_alone" p99_ms)" p99_flood="$(field "$b_flood" p99_ms)"
+p99_alone="$(median b_alone p99_ms)" p99_flood="$(median b_flood p99_ms)"
 d_ratio="$(awk -v x="$p99_flood" -v y="$p99_alone" 'BEGIN { printf "%.2f", x / y }')"
 rss_mb="$(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", k / 1024 }')"
-flood_429="$(field "$flood" statuses | tr ',' '\n' | awk -F: '$1 == 429 {print $2}')"
-flood_share="$(awk -v n="${flood_429:-0}" -v t="$(field "$flood" requests)" 'BEGIN { printf "%.1f", 100 * n / t }')"
 
 ai="$(awk -v a="$a_rps" -v i="$(median a_info rps)" 'BEGIN { printf "%.3f", i / a }')"
 ao="$(awk -v a="$a_rps" -v o="$(median a_open rps)" 'BEGIN { printf "%.3f", o / a }')"
@@ -350,13 +357,14 @@ row "(a) with $active idle pools open" "$(num "$(median a_open rps)" 0)" "$(medi
   "$(median a_open p99_ms)" "$(median a_open server_us)" "x$ao of (a)" ""
 row "(a) with silo at log level info" "$(num "$(median a_info rps)" 0)" "$(median a_info p50_ms)" \
   "$(median a_info p99_ms)" "$(median a_info server_us)" "x$ai of (a)" ""
-row "(d) B alone, $rate req/s" "$(num "$(field "$b_alone" rps)" 0)" "$(field "$b_alone" p50_ms)" \
-  "$p99_alone" "" "" ""
-row "(d) B while A is flooded" "$(num "$(field "$b_flood" rps)" 0)" "$(field "$b_flood" p50_ms)" \
-  "$p99_flood" "" "p99 x$d_ratio of alone" "<= 2x: $(verdict "$d_ratio" "<=" 2)"
-row "(d) A flooded, plan free" "$(num "$(field "$flood" rps)" 0)" "$(field "$flood" p50_ms)" \
-  "$(field "$flood" p99_ms)" "$(field "$flood" server_us)" \
-  "$flood_share% answered 429; silo at $(field "$flood" server_cpu_pct)% of its CPU" ""
+row "(d) B alone, $rate req/s" "$(num "$(median b_alone rps)" 0)" "$(median b_alone p50_ms)" \
+  "$p99_alone" "" "p99 of each round: $(all b_alone p99_ms)" ""
+row "(d) B while A is flooded" "$(num "$(median b_flood rps)" 0)" "$(median b_flood p50_ms)" \
+  "$p99_flood" "" "p99 x$d_ratio of alone; each round: $(all b_flood p99_ms)" \
+  "<= 2x: $(verdict "$d_ratio" "<=" 2)"
+row "(d) A flooded, plan free" "$(num "$(median flood rps)" 0)" "$(median flood p50_ms)" \
+  "$(median flood p99_ms)" "$(median flood server_us)" \
+  "$(median flood share_429)% answered 429; silo at $(median flood server_cpu_pct)% of its CPU" ""
 row "silo RSS, $tenants tenants, ${pools_open:-?} pools open" "" "" "" "" \
   "$rss_mb MB ($threads threads; $(awk -v k="$rss_start_kib" 'BEGIN { printf "%.1f", k / 1024 }') MB at start)" \
   "<= 300 MB: $(verdict "$rss_mb" "<=" 300)"
