@@ -43,10 +43,15 @@ struct Args {
     /// Connections in the pool (silo's `pool.max_connections_per_tenant`).
     #[arg(long, default_value_t = 4)]
     max_connections: u32,
+    /// An experiment, not silo's behaviour: run both queries of a request on one connection
+    /// taken from the pool once, instead of taking one (and handing it back) per query.
+    #[arg(long)]
+    one_connection: bool,
 }
 
 struct App {
     pool: AnyPool,
+    one_connection: bool,
     key: DecodingKey,
     validation: Validation,
     tenant_id: String,
@@ -122,13 +127,21 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
     if claims.tid != app.tenant_id {
         return Err(unauthorized());
     }
+    let mut held = if app.one_connection {
+        Some(app.pool.acquire().await.map_err(internal)?)
+    } else {
+        None
+    };
     // silo checks the user in the tenant database on every request; so does the baseline.
-    let user = sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
-        .bind(&claims.sub)
-        .fetch_optional(&app.pool)
-        .await
-        .map_err(internal)?
-        .ok_or_else(unauthorized)?;
+    let user_query =
+        sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
+            .bind(&claims.sub);
+    let user = match held.as_mut() {
+        Some(conn) => user_query.fetch_optional(&mut **conn).await,
+        None => user_query.fetch_optional(&app.pool).await,
+    }
+    .map_err(internal)?
+    .ok_or_else(unauthorized)?;
     // Decoded in full, as silo decodes its `User`.
     let _id: String = user.try_get("id").map_err(internal)?;
     let _email: String = user.try_get("email").map_err(internal)?;
@@ -152,14 +165,16 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
             .hyphenated()
             .to_string(),
     };
-    let rows = sqlx::query(
+    let projects_query = sqlx::query(
         "SELECT id, name, description, owner_id, created_at, updated_at FROM projects \
          WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&app.pool)
-    .await
+    .bind(i64::from(limit) + 1);
+    let rows = match held.as_mut() {
+        Some(conn) => projects_query.fetch_all(&mut **conn).await,
+        None => projects_query.fetch_all(&app.pool).await,
+    }
     .map_err(internal)?;
     let mut data = rows
         .iter()
@@ -227,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "iat", "sub"]);
     let app = Arc::new(App {
         pool: open_pool(&args).await?,
+        one_connection: args.one_connection,
         key,
         validation,
         tenant_id: args.tenant_id.clone(),
