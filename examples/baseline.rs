@@ -1,0 +1,258 @@
+//! The baseline of `scripts/bench.sh`: `GET /v1/projects` as silo answers it, minus tenancy.
+//! One hard-wired SQLite pool (a copy of one tenant's database, opened as silo opens a tenant
+//! pool), the same JWT check (HS256 with the tenant's derived key, the same validation and the
+//! same per-request user lookup by primary key), the same SQL and the same JSON. What it lacks
+//! is what silo adds: tenant resolution, the registry cache, the pool cache, per-tenant limits,
+//! request ids, spans and metrics. silo's throughput over this one is the price of routing.
+//!
+//! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` with
+//! `SILO__SECRETS__MASTER_KEY` set to the master key of the silo that issued the tokens.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use clap::Parser;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::Sha256;
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
+    sqlite::SqliteConnectOptions,
+    AnyPool, ConnectOptions, Executor, Row,
+};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+/// A minimal axum app serving one tenant's projects with silo's query and token check.
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// The SQLite database to serve (a copy of one tenant's file).
+    #[arg(long)]
+    db: std::path::PathBuf,
+    /// The id of the tenant the tokens were issued for (their `tid`, and the key's input).
+    #[arg(long)]
+    tenant_id: String,
+    /// Connections in the pool (silo's `pool.max_connections_per_tenant`).
+    #[arg(long, default_value_t = 4)]
+    max_connections: u32,
+    /// An experiment, not silo's behaviour: run both queries of a request on one connection
+    /// taken from the pool once, instead of taking one (and handing it back) per query.
+    #[arg(long)]
+    one_connection: bool,
+}
+
+struct App {
+    pool: AnyPool,
+    one_connection: bool,
+    key: DecodingKey,
+    validation: Validation,
+    tenant_id: String,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    tid: String,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Project {
+    id: String,
+    name: String,
+    description: Option<String>,
+    owner_id: String,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: i64,
+    #[serde(serialize_with = "rfc3339")]
+    updated_at: i64,
+}
+
+#[derive(Serialize)]
+struct Page {
+    data: Vec<Project>,
+    next_cursor: Option<String>,
+}
+
+fn rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    serializer.serialize_str(&text)
+}
+
+fn error(status: StatusCode, code: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": code } });
+    (status, Json(body)).into_response()
+}
+
+async fn list_projects(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    match list(&app, &headers, &query).await {
+        Ok(page) => Json(page).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page, Response> {
+    let unauthorized = || error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let internal = |_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(unauthorized)?;
+    let claims = decode::<Claims>(token, &app.key, &app.validation)
+        .map_err(|_| unauthorized())?
+        .claims;
+    if claims.tid != app.tenant_id {
+        return Err(unauthorized());
+    }
+    let mut held = if app.one_connection {
+        Some(app.pool.acquire().await.map_err(internal)?)
+    } else {
+        None
+    };
+    // silo checks the user in the tenant database on every request; so does the baseline.
+    let user_query =
+        sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
+            .bind(&claims.sub);
+    let user = match held.as_mut() {
+        Some(conn) => user_query.fetch_optional(&mut **conn).await,
+        None => user_query.fetch_optional(&app.pool).await,
+    }
+    .map_err(internal)?
+    .ok_or_else(unauthorized)?;
+    // Decoded in full, as silo decodes its `User`.
+    let _id: String = user.try_get("id").map_err(internal)?;
+    let _email: String = user.try_get("email").map_err(internal)?;
+    let _name: String = user.try_get("name").map_err(internal)?;
+    let _created_at: i64 = user.try_get("created_at").map_err(internal)?;
+    let role: String = user.try_get("role").map_err(internal)?;
+    if !matches!(role.as_str(), "owner" | "admin" | "member" | "viewer") {
+        return Err(error(StatusCode::FORBIDDEN, "forbidden"));
+    }
+    let limit = match query.limit.as_deref() {
+        None => 50,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")),
+        },
+    };
+    let after = match query.cursor.as_deref() {
+        None | Some("") => String::new(),
+        Some(raw) => uuid::Uuid::parse_str(raw)
+            .map_err(|_| error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"))?
+            .hyphenated()
+            .to_string(),
+    };
+    let projects_query = sqlx::query(
+        "SELECT id, name, description, owner_id, created_at, updated_at FROM projects \
+         WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit) + 1);
+    let rows = match held.as_mut() {
+        Some(conn) => projects_query.fetch_all(&mut **conn).await,
+        None => projects_query.fetch_all(&app.pool).await,
+    }
+    .map_err(internal)?;
+    let mut data = rows
+        .iter()
+        .map(project)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    let more = data.len() > limit as usize;
+    data.truncate(limit as usize);
+    let next_cursor = if more {
+        data.last().map(|p| p.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { data, next_cursor })
+}
+
+fn project(row: &AnyRow) -> Result<Project, sqlx::Error> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        owner_id: row.try_get("owner_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Opens the pool as silo opens a tenant pool: `sqlx::Any`, WAL, synchronous NORMAL.
+async fn open_pool(args: &Args) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let url = SqliteConnectOptions::new()
+        .filename(&args.db)
+        .create_if_missing(false)
+        .to_url_lossy()
+        .to_string();
+    let options: AnyConnectOptions = url.parse()?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(args.max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.disable_statement_logging())
+        .await?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let master_key = std::env::var("SILO__SECRETS__MASTER_KEY")
+        .map_err(|_| anyhow::anyhow!("SILO__SECRETS__MASTER_KEY is not set"))?;
+    // silo's derivation, done once here: HMAC-SHA256(master key, "jwt:" || tenant id).
+    let mut mac = Hmac::<Sha256>::new_from_slice(master_key.as_bytes())?;
+    mac.update(b"jwt:");
+    mac.update(args.tenant_id.as_bytes());
+    let key = DecodingKey::from_secret(&mac.finalize().into_bytes());
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 5;
+    validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+    let app = Arc::new(App {
+        pool: open_pool(&args).await?,
+        one_connection: args.one_connection,
+        key,
+        validation,
+        tenant_id: args.tenant_id.clone(),
+    });
+    let router = Router::new()
+        .route("/v1/projects", get(list_projects))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    eprintln!("baseline: listening on {}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(())
+}

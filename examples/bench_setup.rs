@@ -1,0 +1,244 @@
+//! Setup for `scripts/bench.sh`, over silo's own APIs: provision many tenants through the admin
+//! API in parallel, then sign in to some of them, give each the same number of projects and
+//! write a targets file (`<slug>.localhost\t<access token>` per line) for the load generator.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Provision every tenant of a list: `POST /admin/v1/tenants`, `--concurrency` at a time.
+    Provision {
+        /// Base URL of the admin listener.
+        #[arg(long)]
+        admin: String,
+        /// The admin token; read from this environment variable.
+        #[arg(long, default_value = "SILO__ADMIN__TOKEN")]
+        token_env: String,
+        /// One tenant per line: `<slug> <plan> <owner|none>`.
+        #[arg(long)]
+        tenants: PathBuf,
+        /// Owner email of tenants marked `owner` (one account per tenant: identity is isolated).
+        #[arg(long, default_value = "owner@example.com")]
+        email: String,
+        /// Owner password; read from this environment variable.
+        #[arg(long, default_value = "BENCH_PASSWORD")]
+        password_env: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Sign in to each tenant of a list, create `--projects` projects, write the targets file.
+    Prepare {
+        /// Base URL of the main listener.
+        #[arg(long)]
+        url: String,
+        /// One slug per line (the first word of each line is used).
+        #[arg(long)]
+        slugs: PathBuf,
+        #[arg(long, default_value = "owner@example.com")]
+        email: String,
+        #[arg(long, default_value = "BENCH_PASSWORD")]
+        password_env: String,
+        #[arg(long, default_value_t = 20)]
+        projects: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Where to write `<slug>.localhost\t<access token>` lines.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set"))
+}
+
+fn lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    match Cli::parse().command {
+        Command::Provision {
+            admin,
+            token_env,
+            tenants,
+            email,
+            password_env,
+            concurrency,
+        } => {
+            let token = env(&token_env)?;
+            let password = env(&password_env)?;
+            let url = format!("{}/admin/v1/tenants", admin.trim_end_matches('/'));
+            let rows = lines(&tenants)?;
+            let started = Instant::now();
+            for_each(rows, concurrency, "provisioned", move |row| {
+                let (client, url, token, email, password) = (
+                    client.clone(),
+                    url.clone(),
+                    token.clone(),
+                    email.clone(),
+                    password.clone(),
+                );
+                async move {
+                    let mut words = row.split_whitespace();
+                    let (slug, plan, owner) = (
+                        words.next().unwrap_or_default(),
+                        words.next().unwrap_or("free"),
+                        words.next() == Some("owner"),
+                    );
+                    let mut body = json!({ "slug": slug, "plan": plan });
+                    if owner {
+                        body["owner_email"] = json!(email);
+                        body["owner_password"] = json!(password);
+                    }
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    anyhow::ensure!(
+                        status.as_u16() == 201,
+                        "provisioning {slug}: {status} {}",
+                        response.text().await.unwrap_or_default()
+                    );
+                    Ok(())
+                }
+            })
+            .await?;
+            eprintln!(
+                "bench_setup: provisioned in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Prepare {
+            url,
+            slugs,
+            email,
+            password_env,
+            projects,
+            concurrency,
+            out,
+        } => {
+            let password = env(&password_env)?;
+            let base = url.trim_end_matches('/').to_owned();
+            let slugs: Vec<String> = lines(&slugs)?
+                .iter()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect();
+            let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let collected = tokens.clone();
+            for_each(slugs, concurrency, "prepared", move |slug| {
+                let (client, base, email, password, tokens) = (
+                    client.clone(),
+                    base.clone(),
+                    email.clone(),
+                    password.clone(),
+                    collected.clone(),
+                );
+                async move {
+                    let host = format!("{slug}.localhost");
+                    let login: Value = client
+                        .post(format!("{base}/v1/auth/login"))
+                        .header("host", &host)
+                        .json(&json!({ "email": email, "password": password }))
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    let token = login["access_token"]
+                        .as_str()
+                        .ok_or_else(|| anyhow::anyhow!("{slug}: no access_token"))?
+                        .to_owned();
+                    for n in 1..=projects {
+                        client
+                            .post(format!("{base}/v1/projects"))
+                            .header("host", &host)
+                            .bearer_auth(&token)
+                            .json(&json!({
+                                "name": format!("Project {n}"),
+                                "description": format!("Benchmark project {n} of {slug}"),
+                            }))
+                            .send()
+                            .await?
+                            .error_for_status()?;
+                    }
+                    tokens.lock().unwrap().push(format!("{host}\t{token}"));
+                    Ok(())
+                }
+            })
+            .await?;
+            let mut lines = std::mem::take(&mut *tokens.lock().unwrap());
+            lines.sort();
+            std::fs::write(&out, lines.join("\n") + "\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` on every item, `concurrency` at a time; stops at the first error. Reports
+/// progress on stderr every 1,000 items.
+async fn for_each<F, Fut>(
+    items: Vec<String>,
+    concurrency: usize,
+    verb: &'static str,
+    work: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let total = items.len();
+    let items = Arc::new(items);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let work = Arc::new(work);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (items, next, done, work) = (items.clone(), next.clone(), done.clone(), work.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else {
+                    return anyhow::Ok(());
+                };
+                work(item.clone()).await?;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 1000 == 0 || n == total {
+                    eprintln!("bench_setup: {verb} {n}/{total}");
+                }
+            }
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result??;
+    }
+    Ok(())
+}
