@@ -22,11 +22,7 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::Sha256;
-use sqlx::{
-    any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
-    sqlite::SqliteConnectOptions,
-    AnyPool, ConnectOptions, Executor, Row,
-};
+use sqlx::{any::AnyRow, AnyPool, Row};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 /// A minimal axum app serving one tenant's projects with silo's query and token check.
@@ -202,29 +198,16 @@ fn project(row: &AnyRow) -> Result<Project, sqlx::Error> {
     })
 }
 
-/// Opens the pool as silo opens a tenant pool: `sqlx::Any`, WAL, synchronous NORMAL.
+/// Opens the pool exactly as silo opens a tenant pool (the same function), so any pool tuning
+/// applies to both sides of the comparison.
 async fn open_pool(args: &Args) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let url = SqliteConnectOptions::new()
-        .filename(&args.db)
-        .create_if_missing(false)
-        .to_url_lossy()
-        .to_string();
-    let options: AnyConnectOptions = url.parse()?;
-    Ok(AnyPoolOptions::new()
-        .max_connections(args.max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
-        .idle_timeout(Some(Duration::from_secs(300)))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-                    .await?;
-                Ok(())
-            })
-        })
-        .connect_with(options.disable_statement_logging())
-        .await?)
+    let url = silo::database::sqlite_url(&args.db, false);
+    let shape = silo::database::PoolShape {
+        max_connections: args.max_connections,
+        acquire_timeout: Duration::from_secs(5),
+        idle_timeout: Some(silo::database::CONNECTION_IDLE_TIMEOUT.min(Duration::from_secs(300))),
+    };
+    Ok(silo::database::open(&url, shape).await?)
 }
 
 #[tokio::main]

@@ -24,6 +24,10 @@ pub fn sqlite_url(path: &Path, create: bool) -> String {
         .to_string()
 }
 
+/// Connections idle this long are closed, while their (cheap) pool stays cached: a SQLite
+/// connection is an OS thread plus its page cache, so tenants not busy right now hold none.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How a pool should behave.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolShape {
@@ -38,7 +42,11 @@ pub async fn open(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error> {
     install_drivers();
     let options: AnyConnectOptions = url.parse()?;
     let options = options.disable_statement_logging();
+    // A local file cannot have dropped the connection: no liveness ping (one round trip to the
+    // connection's thread) before every acquire. Server databases keep the ping.
+    let local_file = url.starts_with("sqlite:");
     AnyPoolOptions::new()
+        .test_before_acquire(!local_file)
         .max_connections(shape.max_connections)
         .min_connections(0)
         .acquire_timeout(shape.acquire_timeout)

@@ -66,7 +66,10 @@ impl AppState {
         let shape = PoolShape {
             max_connections: settings.pool.max_connections_per_tenant,
             acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),
-            idle_timeout: Some(Duration::from_secs(settings.pool.idle_ttl_secs)),
+            idle_timeout: Some(
+                crate::database::CONNECTION_IDLE_TIMEOUT
+                    .min(Duration::from_secs(settings.pool.idle_ttl_secs)),
+            ),
         };
         let migration_locks = Arc::new(MigrationLocks::default());
         let pools = TenantPools::new(

@@ -1,6 +1,9 @@
 //! Access tokens: short-lived HS256 JWTs signed with a key derived per tenant, so a token
 //! minted for one tenant cannot verify in another, whatever its claims say.
 
+use std::sync::Arc;
+
+use dashmap::DashMap;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +33,17 @@ pub struct AccessClaims {
 pub struct AccessTokens {
     secrets: Secrets,
     ttl_secs: u64,
+    /// Each tenant's keys, derived once: an HMAC per request saved on the hot path.
+    keys: DashMap<TenantId, Arc<(EncodingKey, DecodingKey)>>,
 }
 
 impl AccessTokens {
     pub fn new(secrets: Secrets, ttl_secs: u64) -> Self {
-        Self { secrets, ttl_secs }
+        Self {
+            secrets,
+            ttl_secs,
+            keys: DashMap::new(),
+        }
     }
 
     /// Default lifetime in seconds (`expires_in` of a token response).
@@ -58,10 +67,24 @@ impl AccessTokens {
             exp: iat + ttl_secs as i64,
             jti: uuid::Uuid::now_v7().to_string(),
         };
-        let key = EncodingKey::from_secret(&self.secrets.derive(Purpose::Jwt, tenant));
+        let keys = self.keys_of(tenant);
+        let key = &keys.0;
         let token =
-            encode(&Header::new(Algorithm::HS256), &claims, &key).map_err(anyhow::Error::from)?;
+            encode(&Header::new(Algorithm::HS256), &claims, key).map_err(anyhow::Error::from)?;
         Ok((token, claims))
+    }
+
+    fn keys_of(&self, tenant: TenantId) -> Arc<(EncodingKey, DecodingKey)> {
+        self.keys
+            .entry(tenant)
+            .or_insert_with(|| {
+                let secret = self.secrets.derive(Purpose::Jwt, tenant);
+                Arc::new((
+                    EncodingKey::from_secret(&secret),
+                    DecodingKey::from_secret(&secret),
+                ))
+            })
+            .clone()
     }
 
     /// Verifies signature (this tenant's key, HS256 only), expiry and every claim.
@@ -69,8 +92,9 @@ impl AccessTokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        let key = DecodingKey::from_secret(&self.secrets.derive(Purpose::Jwt, tenant));
-        let claims = decode::<AccessClaims>(token, &key, &validation)
+        let keys = self.keys_of(tenant);
+        let key = &keys.1;
+        let claims = decode::<AccessClaims>(token, key, &validation)
             .map_err(|_| Error::Unauthorized("the access token is invalid or expired"))?
             .claims;
         if claims.tid != tenant.to_string() {
