@@ -237,25 +237,7 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .unwrap()
         .status
         .success());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_silo"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env(
-            "SILO_CONFIG",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
-        )
-        .env("SILO__DATA_DIR", dir.path().join("data"))
-        .env(
-            "SILO__TEMPLATES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tenant_templates"),
-        )
-        .env(
-            "SILO__SERVERS__LOCAL__URL",
-            format!("sqlite://{}", dir.path().join("tenants").display()),
-        )
-        .env("SILO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "5")
-        .env("SILO__LOG__FORMAT", "json")
+    let child = silo(&["serve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
