@@ -37,11 +37,16 @@ struct Bucket {
 impl TenantLimits {
     /// Admits one request of `tenant` under `plan`'s limits, or says when to retry.
     pub fn admit(&self, tenant: TenantId, plan: &PlanSettings) -> Result<Admission, Error> {
-        let limiter = self
-            .tenants
-            .entry(tenant)
-            .or_insert_with(|| Arc::new(Limiter::new(plan)))
-            .clone();
+        // A read lock on the map for every request after a tenant's first; `entry` (a write
+        // lock on the shard) only when the tenant is new here.
+        let limiter = match self.tenants.get(&tenant) {
+            Some(limiter) => limiter.clone(),
+            None => self
+                .tenants
+                .entry(tenant)
+                .or_insert_with(|| Arc::new(Limiter::new(plan)))
+                .clone(),
+        };
         // The slot is taken first, so a request refused for concurrency spends no token.
         let slot = limiter
             .in_flight
