@@ -6,16 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, team, TestApp};
 
 async fn create(app: &TestApp, token: &str, scopes: Value) -> Value {
-    let reply = app
-        .tenant("acme")
-        .post(
-            "/v1/api-tokens",
-            Some(token),
-            json!({"name": "ci", "scopes": scopes}),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
+    app.tenant("acme").create_api_token(token, scopes).await
 }
 
 #[tokio::test]

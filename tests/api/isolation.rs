@@ -79,19 +79,7 @@ async fn a_project_id_from_another_tenant_is_not_found_and_left_untouched() {
             let client = app.tenant(intruder.slug);
             let token = &intruder.owner.access_token;
             for id in &owner_of_project.projects {
-                let path = format!("/v1/projects/{id}");
-                client
-                    .get(&path, token)
-                    .await
-                    .assert_error(404, "not_found");
-                client
-                    .patch(&path, token, json!({"name": "hijacked"}))
-                    .await
-                    .assert_error(404, "not_found");
-                client
-                    .delete(&path, token)
-                    .await
-                    .assert_error(404, "not_found");
+                client.assert_project_unreachable(id, token).await;
             }
         }
     }

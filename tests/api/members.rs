@@ -119,13 +119,9 @@ async fn a_removed_member_loses_access_tokens_refresh_tokens_and_api_tokens_at_o
     let team = team(&app, "acme").await;
     let client = app.tenant("acme");
     let api = client
-        .post(
-            "/v1/api-tokens",
-            Some(&team.member.access_token),
-            json!({"name": "ci", "scopes": ["projects:read"]}),
-        )
+        .create_api_token(&team.member.access_token, json!(["projects:read"]))
         .await;
-    let api_token = api.body["token"].as_str().unwrap().to_owned();
+    let api_token = api["token"].as_str().unwrap().to_owned();
     assert_eq!(client.get("/v1/projects", &api_token).await.status, 200);
 
     let member_id = id_of(&app, &team.member.access_token).await;

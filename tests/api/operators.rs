@@ -112,14 +112,10 @@ async fn the_audit_log_records_what_happened_newest_first_without_secrets() {
         .assert_error(401, "invalid_credentials");
     client.login("member@acme.test", "invitee-password").await;
     let api = client
-        .post(
-            "/v1/api-tokens",
-            Some(&team.member.access_token),
-            json!({"name": "ci", "scopes": ["projects:read"]}),
-        )
+        .create_api_token(&team.member.access_token, json!(["projects:read"]))
         .await;
-    let api_id = api.body["id"].as_str().unwrap().to_owned();
-    let secret = api.body["token"].as_str().unwrap().to_owned();
+    let api_id = api["id"].as_str().unwrap().to_owned();
+    let secret = api["token"].as_str().unwrap().to_owned();
     assert_eq!(
         client
             .delete(

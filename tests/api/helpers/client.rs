@@ -169,6 +169,35 @@ impl<'a> TenantClient<'a> {
         Session::from_reply(&reply)
     }
 
+    /// Creates an API token named `ci` with `scopes`; returns the whole reply body (id, token...).
+    pub async fn create_api_token(&self, token: &str, scopes: Value) -> Value {
+        let reply = self
+            .post(
+                "/v1/api-tokens",
+                Some(token),
+                json!({"name": "ci", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(
+            reply.status, 201,
+            "create API token at {}: {}",
+            self.host, reply.body
+        );
+        reply.body
+    }
+
+    /// Asserts that the project `id` can be neither read, patched nor deleted with `token` here.
+    pub async fn assert_project_unreachable(&self, id: &str, token: &str) {
+        let path = format!("/v1/projects/{id}");
+        self.get(&path, token).await.assert_error(404, "not_found");
+        self.patch(&path, token, json!({"name": "hijacked"}))
+            .await
+            .assert_error(404, "not_found");
+        self.delete(&path, token)
+            .await
+            .assert_error(404, "not_found");
+    }
+
     /// Creates a project and returns its id.
     pub async fn create_project(&self, token: &str, name: &str) -> String {
         let reply = self

@@ -165,19 +165,7 @@ async fn an_unknown_project_id_is_not_found() {
         "not-an-id",
         "1%20OR%201%3D1",
     ] {
-        let path = format!("/v1/projects/{id}");
-        client
-            .get(&path, token)
-            .await
-            .assert_error(404, "not_found");
-        client
-            .patch(&path, token, json!({"name": "x"}))
-            .await
-            .assert_error(404, "not_found");
-        client
-            .delete(&path, token)
-            .await
-            .assert_error(404, "not_found");
+        client.assert_project_unreachable(id, token).await;
     }
 }
 
