@@ -1,9 +1,10 @@
 //! The baseline of `scripts/bench.sh`: `GET /v1/projects` as silo answers it, minus tenancy.
 //! One hard-wired SQLite pool (a copy of one tenant's database, opened as silo opens a tenant
 //! pool), the same JWT check (HS256 with the tenant's derived key, the same validation and the
-//! same per-request user lookup by primary key), the same SQL and the same JSON. What it lacks
-//! is what silo adds: tenant resolution, the registry cache, the pool cache, per-tenant limits,
-//! request ids, spans and metrics. silo's throughput over this one is the price of routing.
+//! same per-request user lookup by primary key, on the one connection the request takes, as
+//! silo does), the same SQL and the same JSON. What it lacks is what silo adds: tenant
+//! resolution, the registry cache, the pool cache, per-tenant limits, request ids, spans and
+//! metrics. silo's throughput over this one is the price of routing.
 //!
 //! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` with
 //! `SILO__SECRETS__MASTER_KEY` set to the master key of the silo that issued the tokens.
@@ -39,15 +40,10 @@ struct Args {
     /// Connections in the pool (silo's `pool.max_connections_per_tenant`).
     #[arg(long, default_value_t = 4)]
     max_connections: u32,
-    /// An experiment, not silo's behaviour: run both queries of a request on one connection
-    /// taken from the pool once, instead of taking one (and handing it back) per query.
-    #[arg(long)]
-    one_connection: bool,
 }
 
 struct App {
     pool: AnyPool,
-    one_connection: bool,
     key: DecodingKey,
     validation: Validation,
     tenant_id: String,
@@ -123,21 +119,17 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
     if claims.tid != app.tenant_id {
         return Err(unauthorized());
     }
-    let mut held = if app.one_connection {
-        Some(app.pool.acquire().await.map_err(internal)?)
-    } else {
-        None
-    };
+    // One connection for the request's two queries, as silo takes one per request.
+    let mut conn = app.pool.acquire().await.map_err(internal)?;
     // silo checks the user in the tenant database on every request; so does the baseline.
     let user_query =
         sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
             .bind(&claims.sub);
-    let user = match held.as_mut() {
-        Some(conn) => user_query.fetch_optional(&mut **conn).await,
-        None => user_query.fetch_optional(&app.pool).await,
-    }
-    .map_err(internal)?
-    .ok_or_else(unauthorized)?;
+    let user = user_query
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(internal)?
+        .ok_or_else(unauthorized)?;
     // Decoded in full, as silo decodes its `User`.
     let _id: String = user.try_get("id").map_err(internal)?;
     let _email: String = user.try_get("email").map_err(internal)?;
@@ -167,11 +159,10 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
     )
     .bind(after)
     .bind(i64::from(limit) + 1);
-    let rows = match held.as_mut() {
-        Some(conn) => projects_query.fetch_all(&mut **conn).await,
-        None => projects_query.fetch_all(&app.pool).await,
-    }
-    .map_err(internal)?;
+    let rows = projects_query
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(internal)?;
     let mut data = rows
         .iter()
         .map(project)
@@ -225,7 +216,6 @@ async fn main() -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "iat", "sub"]);
     let app = Arc::new(App {
         pool: open_pool(&args).await?,
-        one_connection: args.one_connection,
         key,
         validation,
         tenant_id: args.tenant_id.clone(),

@@ -243,14 +243,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bare = time_concurrent(&args, || async {
         let claims = decode::<Value>(&token, &key, &validation).expect("a valid token");
         let sub = claims.claims["sub"].as_str().expect("sub").to_owned();
-        let user = User::by_id(&pool, &sub)
+        // One connection for both queries, as silo's request does.
+        let mut conn = pool.acquire().await.expect("a connection");
+        let user = User::by_id(&mut conn, &sub)
             .await
             .expect("query")
             .expect("user");
         let rows = sqlx::query(SQL)
             .bind("")
             .bind(21_i64)
-            .fetch_all(&pool)
+            .fetch_all(&mut *conn)
             .await
             .expect("query");
         let mut data: Vec<Project> = rows.iter().map(project).collect();
@@ -380,7 +382,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (
             "user lookup by id (also in the baseline)",
             time(&args, || async {
-                black_box(User::by_id(&pool, &user_id).await.expect("query"));
+                let mut conn = pool.acquire().await.expect("a connection");
+                black_box(User::by_id(&mut conn, &user_id).await.expect("query"));
             })
             .await,
         ),

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use crate::{clock, error::Result};
 
@@ -55,7 +55,7 @@ pub struct AuditEntry {
 
 /// Appends an entry. `details` must never hold secrets: no passwords, no raw tokens.
 pub async fn record(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     action: &str,
     actor: Actor<'_>,
     target: Option<&str>,
@@ -75,7 +75,7 @@ pub async fn record(
     .bind(target)
     .bind(details.to_string())
     .bind(clock::now_ms())
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -83,26 +83,30 @@ pub async fn record(
 /// Like [`record`], for events whose loss must not fail the request (a failed sign-in):
 /// a failure to write is logged instead.
 pub async fn record_or_log(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     action: &str,
     actor: Actor<'_>,
     target: Option<&str>,
     details: Value,
 ) {
-    if let Err(error) = record(pool, action, actor, target, details).await {
+    if let Err(error) = record(conn, action, actor, target, details).await {
         tracing::error!(action, %error, "could not write to the audit log");
     }
 }
 
 /// Entries newest first, after the cursor `after`.
-pub async fn list(pool: &AnyPool, after: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+pub async fn list(
+    conn: &mut AnyConnection,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
         "SELECT id, action, actor_kind, actor_id, target, details, created_at FROM audit_log
          WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(after.unwrap_or_default())
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()
 }

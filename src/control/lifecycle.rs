@@ -81,15 +81,19 @@ async fn transition(
     }
     tracing::info!(tenant = %tenant.slug, status = %to, "tenant status changed");
     // The tenant's own audit log says so too; the status change stands even if it cannot.
-    match state.pools.get(&tenant).await {
-        Ok(pool) => {
+    let conn = match state.pools.get(&tenant).await {
+        Ok(pool) => pool.acquire().await.map_err(Error::from),
+        Err(error) => Err(error),
+    };
+    match conn {
+        Ok(mut conn) => {
             let action = if to == Status::Suspended {
                 "tenant.suspended"
             } else {
                 "tenant.resumed"
             };
             audit::record_or_log(
-                &pool,
+                &mut conn,
                 action,
                 Actor::Operator,
                 None,

@@ -236,7 +236,10 @@ async fn create_owner(
     email: &Email,
     password: &str,
 ) -> Result<()> {
-    if User::with_hash_by_email(pool, email).await?.is_some() {
+    if User::with_hash_by_email(&mut *pool.acquire().await?, email)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let password_hash = state.passwords.hash(password).await?;

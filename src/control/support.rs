@@ -55,15 +55,15 @@ pub async fn support_session(
     if matches!(tenant.status, Status::Provisioning | Status::Deleting) {
         return Err(Error::Conflict(format!("the tenant is {}", tenant.status)));
     }
-    let pool = state.pools.get(&tenant).await?;
-    let (user, _hash) = User::with_hash_by_email(&pool, &email)
+    let mut conn = state.pools.get(&tenant).await?.acquire().await?;
+    let (user, _hash) = User::with_hash_by_email(&mut conn, &email)
         .await?
         .ok_or_else(|| Error::NotFound("no user with this email in this tenant".into()))?;
     let (access_token, claims) = state.access_tokens.issue(tenant.id, &user, ttl)?;
     let expires_at = clock::rfc3339(claims.exp * 1000);
     let details = json!({ "reason": reason, "token_id": claims.jti, "expires_at": expires_at, "email": user.email });
     audit::record(
-        &pool,
+        &mut conn,
         "support_session.created",
         Actor::Operator,
         Some(&user.id),

@@ -9,8 +9,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::AnyPool;
+use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool};
 use std::sync::Arc;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::{
     audit::Actor,
@@ -99,12 +100,67 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// The resolved tenant and its own pool. Only the tenant layer creates one, so a handler can
-/// reach no other tenant's database.
+/// The resolved tenant and a connection to its own database. Only the tenant layer creates
+/// one, so a handler can reach no other tenant's database.
+///
+/// The connection is taken from the tenant's pool on first use and then shared by everything
+/// the request does: the user check of [`CurrentUser`] and the handler's own queries run on it,
+/// so a request costs one acquisition and one hand-back, not one per query (each hand-back of a
+/// SQLite connection is a round trip to its thread). It goes back to the pool when the request
+/// is done, or earlier through [`TenantDb::release`].
 #[derive(Clone)]
 pub struct TenantDb {
     pub tenant: Arc<TenantRecord>,
-    pub pool: AnyPool,
+    request: Arc<RequestConnection>,
+}
+
+struct RequestConnection {
+    state: AppState,
+    pool: AnyPool,
+    held: Mutex<Option<PoolConnection<Any>>>,
+}
+
+impl TenantDb {
+    pub(crate) fn new(state: AppState, tenant: Arc<TenantRecord>, pool: AnyPool) -> Self {
+        Self {
+            tenant,
+            request: Arc::new(RequestConnection {
+                state,
+                pool,
+                held: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// This request's connection, taken from the tenant's pool on first use. Hold the guard
+    /// only for a statement or a transaction: it is the request's one connection.
+    pub async fn conn(&self) -> Result<MappedMutexGuard<'_, AnyConnection>, Error> {
+        let mut held = self.request.held.lock().await;
+        if held.is_none() {
+            *held = Some(self.acquire().await?);
+        }
+        MutexGuard::try_map(held, |held| held.as_deref_mut())
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the request's connection was not kept")))
+    }
+
+    /// Hands the connection back to the pool before slow work that needs no database (a
+    /// password hash), so the tenant's other requests can use it meanwhile. The next
+    /// [`TenantDb::conn`] takes one again.
+    pub async fn release(&self) {
+        self.request.held.lock().await.take();
+    }
+
+    async fn acquire(&self) -> Result<PoolConnection<Any>, Error> {
+        match self.request.pool.acquire().await {
+            // The pool closed between the tenant layer finding it and this first query (it
+            // was idle, or made room in the server's connection budget): open it again.
+            Err(sqlx::Error::PoolClosed) => {
+                let pool = self.request.state.pools.get(&self.tenant).await?;
+                Ok(pool.acquire().await?)
+            }
+            acquired => Ok(acquired?),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
@@ -189,14 +245,17 @@ impl FromRequestParts<AppState> for CurrentUser {
         let db = TenantDb::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or(Error::Unauthorized("a bearer token is required"))?;
         if token.starts_with("sk_") {
-            let (api_token, user) = state.api_tokens.authenticate(&db.pool, token).await?;
+            let (api_token, user) = state
+                .api_tokens
+                .authenticate(&mut *db.conn().await?, token)
+                .await?;
             return Ok(CurrentUser {
                 user,
                 credential: Credential::ApiToken(api_token),
             });
         }
         let claims = state.access_tokens.verify(db.tenant.id, token)?;
-        let user = User::by_id(&db.pool, &claims.sub)
+        let user = User::by_id(&mut *db.conn().await?, &claims.sub)
             .await?
             .ok_or(Error::Unauthorized("this account no longer exists"))?;
         Ok(CurrentUser {

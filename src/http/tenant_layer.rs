@@ -90,7 +90,9 @@ async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admiss
     if let Some(path) = claims.stripped_path {
         *request.uri_mut() = strip_prefix(request.uri(), &path)?;
     }
-    request.extensions_mut().insert(TenantDb { tenant, pool });
+    request
+        .extensions_mut()
+        .insert(TenantDb::new(state.clone(), tenant, pool));
     Ok(admission)
 }
 

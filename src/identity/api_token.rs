@@ -4,7 +4,7 @@
 
 use dashmap::DashMap;
 use serde::Serialize;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use super::{secret_token, Scope, User};
 use crate::{
@@ -45,7 +45,7 @@ impl ApiTokens {
     /// Creates a token for `user_id`; returns it and the raw secret (shown once).
     pub async fn create(
         &self,
-        pool: &AnyPool,
+        conn: &mut AnyConnection,
         user_id: &str,
         name: &str,
         scopes: &[Scope],
@@ -73,13 +73,17 @@ impl ApiTokens {
         .bind(secret_token::hash(&raw))
         .bind(token.expires_at)
         .bind(token.created_at)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok((token, raw))
     }
 
     /// The token and its user, if `raw` is a live token of this tenant: one indexed join.
-    pub async fn authenticate(&self, pool: &AnyPool, raw: &str) -> Result<(ApiToken, User)> {
+    pub async fn authenticate(
+        &self,
+        conn: &mut AnyConnection,
+        raw: &str,
+    ) -> Result<(ApiToken, User)> {
         let now = clock::now_ms();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS}, u.email, u.name AS user_name, u.role, u.created_at AS user_created_at
@@ -88,7 +92,7 @@ impl ApiTokens {
         ))
         .bind(secret_token::hash(raw))
         .bind(now)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(Error::Unauthorized("the API token is invalid, expired or revoked"))?;
         let mut token = from_row(&row)?;
@@ -106,7 +110,7 @@ impl ApiTokens {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&token.id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
             token.last_used_at = Some(now);
         }
@@ -128,7 +132,7 @@ impl ApiTokens {
     /// Live tokens, newest first; only `user_id`'s when given.
     pub async fn list(
         &self,
-        pool: &AnyPool,
+        conn: &mut AnyConnection,
         user_id: Option<&str>,
         after: Option<&str>,
         limit: u32,
@@ -141,20 +145,25 @@ impl ApiTokens {
         .bind(user_id.unwrap_or_default())
         .bind(after.unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Revokes a live token (only `user_id`'s when given); false when there is none.
-    pub async fn revoke(&self, pool: &AnyPool, id: &str, user_id: Option<&str>) -> Result<bool> {
+    pub async fn revoke(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        user_id: Option<&str>,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 = '' OR user_id = $3)",
         )
         .bind(clock::now_ms())
         .bind(id)
         .bind(user_id.unwrap_or_default())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         self.last_touch.remove(id);
         Ok(done.rows_affected() > 0)

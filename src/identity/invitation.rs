@@ -2,7 +2,7 @@
 //! tenant that issued it (it exists in no other database), until it expires.
 
 use serde::Serialize;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Connection, Row};
 
 use super::{secret_token, Email, NewUser, Role, User};
 use crate::{
@@ -34,7 +34,7 @@ pub struct Invitation {
 impl Invitation {
     /// Creates an invitation; returns it and the raw token (shown once).
     pub async fn create(
-        pool: &AnyPool,
+        conn: &mut AnyConnection,
         email: &Email,
         role: Role,
         invited_by: &str,
@@ -58,20 +58,20 @@ impl Invitation {
         .bind(invited_by)
         .bind(invitation.expires_at)
         .bind(now)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok((invitation, raw))
     }
 
     /// The open invitation behind `raw`, checked before the (slow) password hash is made.
-    pub async fn find_open(pool: &AnyPool, raw: &str) -> Result<Invitation> {
+    pub async fn find_open(conn: &mut AnyConnection, raw: &str) -> Result<Invitation> {
         let row = sqlx::query(&format!(
             "SELECT id, email, role, expires_at FROM invitations
              WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND {INVITER_STILL_RANKS}"
         ))
         .bind(secret_token::hash(raw))
         .bind(clock::now_ms())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(REJECTED)?;
         let role: String = row.try_get("role")?;
@@ -88,12 +88,12 @@ impl Invitation {
     /// Spends the invitation and creates its account in one transaction: the token works
     /// once even under concurrent use, and an email taken meanwhile (`409`) leaves it unspent.
     pub async fn accept(
-        pool: &AnyPool,
+        conn: &mut AnyConnection,
         raw: &str,
         name: &str,
         password_hash: &str,
     ) -> Result<User> {
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         let row = sqlx::query(
             &format!(
                 "UPDATE invitations SET accepted_at = $1

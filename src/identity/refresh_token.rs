@@ -2,7 +2,7 @@
 //! presenting a token that was already spent is reuse (it was stolen, or the client is broken),
 //! and revokes the whole family.
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Connection, Row};
 
 use super::secret_token::{self, hash};
 use crate::{
@@ -24,19 +24,18 @@ impl RefreshTokens {
     }
 
     /// Starts a new family for `user_id` (a sign-in) and returns the raw token.
-    pub async fn start(&self, pool: &AnyPool, user_id: &str) -> Result<String> {
+    pub async fn start(&self, conn: &mut AnyConnection, user_id: &str) -> Result<String> {
         let family = uuid::Uuid::now_v7().to_string();
-        let mut conn = pool.acquire().await?;
-        self.insert(&mut conn, user_id, &family).await
+        self.insert(conn, user_id, &family).await
     }
 
     /// Spends `raw` and returns (user id, next token). A spent or revoked token revokes its
     /// family; an unknown or expired one is refused. The spend is the first statement, so the
     /// transaction takes the write lock at once and two concurrent uses cannot both win.
-    pub async fn rotate(&self, pool: &AnyPool, raw: &str) -> Result<(String, String)> {
+    pub async fn rotate(&self, conn: &mut AnyConnection, raw: &str) -> Result<(String, String)> {
         let hash = hash(raw);
         let now = clock::now_ms();
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         let spent = sqlx::query(
             "UPDATE refresh_tokens SET spent_at = $1
              WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > $1
@@ -69,8 +68,8 @@ impl RefreshTokens {
     }
 
     /// Revokes the family of `raw` (logout). Refused when the token is unknown here.
-    pub async fn revoke(&self, pool: &AnyPool, raw: &str) -> Result<()> {
-        let mut tx = pool.begin().await?;
+    pub async fn revoke(&self, conn: &mut AnyConnection, raw: &str) -> Result<()> {
+        let mut tx = conn.begin().await?;
         let family: Option<String> =
             sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(hash(raw))

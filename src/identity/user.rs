@@ -1,7 +1,7 @@
 //! A user row in the tenant's own database.
 
 use serde::Serialize;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, AnyConnection, Connection, Row};
 
 use super::{Email, Role};
 use crate::{
@@ -43,24 +43,24 @@ const COLUMNS: &str = "id, email, name, role, created_at";
 
 impl User {
     /// The per-request check: a removed user or a changed role takes effect at once.
-    pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<User>> {
+    pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// The user and their password hash, for a login.
     pub async fn with_hash_by_email(
-        pool: &AnyPool,
+        conn: &mut AnyConnection,
         email: &Email,
     ) -> Result<Option<(User, String)>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
         ))
         .bind(email.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
         match row {
             Some(row) => Ok(Some((from_row(&row)?, row.try_get("password_hash")?))),
@@ -99,20 +99,24 @@ impl User {
     }
 
     /// Members, newest first, after the cursor `after`.
-    pub async fn list(pool: &AnyPool, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+    pub async fn list(
+        conn: &mut AnyConnection,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<User>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM users WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
         ))
         .bind(after.unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Changes a role. Demoting the last owner is refused in the same statement, so two
     /// concurrent demotions cannot leave the tenant without one. Returns false when refused.
-    pub async fn set_role(pool: &AnyPool, id: &str, role: Role) -> Result<bool> {
+    pub async fn set_role(conn: &mut AnyConnection, id: &str, role: Role) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET role = $1, updated_at = $2
              WHERE id = $3 AND (role <> 'owner' OR $1 = 'owner'
@@ -121,7 +125,7 @@ impl User {
         .bind(role.as_str())
         .bind(clock::now_ms())
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -129,8 +133,8 @@ impl User {
     /// Removes a user; their refresh and API tokens are deleted in the same transaction, and
     /// their access tokens stop working because every request checks the user. The last owner
     /// is never removed. Returns false when refused.
-    pub async fn remove(pool: &AnyPool, id: &str) -> Result<bool> {
-        let mut tx = pool.begin().await?;
+    pub async fn remove(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+        let mut tx = conn.begin().await?;
         for table in ["refresh_tokens", "api_tokens"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(id)

@@ -17,6 +17,7 @@ mod operations;
 mod operators;
 mod pools;
 mod projects;
+mod request_connection;
 mod resolution;
 mod roles;
 mod schema;

@@ -79,11 +79,11 @@ async fn create_api_token(
     };
     let (token, raw) = state
         .api_tokens
-        .create(&db.pool, &user.id, &name, &scopes, days)
+        .create(&mut *db.conn().await?, &user.id, &name, &scopes, days)
         .await?;
     let details = json!({ "name": token.name, "scopes": token.scopes, "api_token_id": token.id });
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "api_token.created",
         current.actor(),
         Some(&token.id),
@@ -117,7 +117,12 @@ async fn list_api_tokens(
     let only = (!user.role.at_least(Role::Admin)).then_some(user.id.as_str());
     let tokens = state
         .api_tokens
-        .list(&db.pool, only, page.after.as_deref(), page.limit + 1)
+        .list(
+            &mut *db.conn().await?,
+            only,
+            page.after.as_deref(),
+            page.limit + 1,
+        )
         .await?;
     Ok(Json(Page::from_rows(tokens, page.limit, |t| t.id.clone())))
 }
@@ -134,11 +139,15 @@ async fn revoke_api_token(
 ) -> Result<StatusCode> {
     let user = current.require(Role::Member)?;
     let only = (!user.role.at_least(Role::Admin)).then_some(user.id.as_str());
-    if !state.api_tokens.revoke(&db.pool, &id, only).await? {
+    if !state
+        .api_tokens
+        .revoke(&mut *db.conn().await?, &id, only)
+        .await?
+    {
         return Err(Error::not_found("API token"));
     }
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "api_token.revoked",
         current.actor(),
         Some(&id),

@@ -28,6 +28,11 @@ async fn list_audit(
 ) -> Result<Json<Page<AuditEntry>>> {
     current.require(Role::Admin)?;
     let page = query.parse()?;
-    let entries = audit::list(&db.pool, page.after.as_deref(), page.limit + 1).await?;
+    let entries = audit::list(
+        &mut *db.conn().await?,
+        page.after.as_deref(),
+        page.limit + 1,
+    )
+    .await?;
     Ok(Json(Page::from_rows(entries, page.limit, |e| e.id.clone())))
 }

@@ -55,7 +55,10 @@ pub struct TokenResponse {
 
 /// Starts a session (a new refresh family) for `user` in the resolved tenant.
 pub async fn start_session(state: &AppState, db: &TenantDb, user: User) -> Result<TokenResponse> {
-    let refresh_token = state.refresh_tokens.start(&db.pool, &user.id).await?;
+    let refresh_token = state
+        .refresh_tokens
+        .start(&mut *db.conn().await?, &user.id)
+        .await?;
     token_response(state, db, user, refresh_token)
 }
 
@@ -104,7 +107,7 @@ async fn signup(
     };
     let password_hash = state.passwords.hash(&body.password).await?;
     let user = User::create(
-        &db.pool,
+        &mut *db.conn().await?,
         NewUser {
             email: &email,
             name: &name,
@@ -115,7 +118,7 @@ async fn signup(
     .await?;
     tracing::info!(user = %user.id, "signed up");
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "auth.signed_up",
         Actor::User(&user.id),
         Some(&user.id),
@@ -145,13 +148,15 @@ async fn login(
     }
     // An unknown or malformed email costs the same argon2 work as a wrong password.
     let found = match Email::parse(&body.email) {
-        Ok(email) => User::with_hash_by_email(&db.pool, &email).await?,
+        Ok(email) => User::with_hash_by_email(&mut *db.conn().await?, &email).await?,
         Err(_) => None,
     };
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
+    // Hashing takes tens of milliseconds: the tenant's other requests may use the connection.
+    db.release().await;
     let verified = state
         .passwords
         .verify(&body.password, hash.as_deref())
@@ -160,7 +165,7 @@ async fn login(
         Some(user) if verified => {
             tracing::info!(user = %user.id, "signed in");
             audit::record_or_log(
-                &db.pool,
+                &mut *db.conn().await?,
                 "auth.login_succeeded",
                 Actor::User(&user.id),
                 Some(&user.id),
@@ -175,7 +180,7 @@ async fn login(
             let attempted: String = body.email.trim().chars().take(254).collect();
             let target = user.as_ref().map(|u| u.id.as_str());
             audit::record_or_log(
-                &db.pool,
+                &mut *db.conn().await?,
                 "auth.login_failed",
                 Actor::Anonymous,
                 target,
@@ -198,9 +203,9 @@ async fn refresh(
 ) -> Result<Json<TokenResponse>> {
     let (user_id, next) = state
         .refresh_tokens
-        .rotate(&db.pool, &body.refresh_token)
+        .rotate(&mut *db.conn().await?, &body.refresh_token)
         .await?;
-    let user = User::by_id(&db.pool, &user_id)
+    let user = User::by_id(&mut *db.conn().await?, &user_id)
         .await?
         .ok_or(Error::Unauthorized("this account no longer exists"))?;
     Ok(Json(token_response(&state, &db, user, next)?))
@@ -217,7 +222,7 @@ async fn logout(
 ) -> Result<StatusCode> {
     state
         .refresh_tokens
-        .revoke(&db.pool, &body.refresh_token)
+        .revoke(&mut *db.conn().await?, &body.refresh_token)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

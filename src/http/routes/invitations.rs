@@ -57,15 +57,19 @@ async fn create_invitation(
     if role == Role::Owner && actor.role != Role::Owner {
         return Err(Error::Forbidden("only an owner invites an owner".into()));
     }
-    if User::with_hash_by_email(&db.pool, &email).await?.is_some() {
+    if User::with_hash_by_email(&mut *db.conn().await?, &email)
+        .await?
+        .is_some()
+    {
         return Err(Error::Conflict(
             "this email is already a member of this tenant".into(),
         ));
     }
-    let (invitation, token) = Invitation::create(&db.pool, &email, role, &actor.id).await?;
+    let (invitation, token) =
+        Invitation::create(&mut *db.conn().await?, &email, role, &actor.id).await?;
     let details = json!({ "email": email, "role": role, "invitation_id": invitation.id });
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "invitation.created",
         current.actor(),
         Some(&invitation.id),
@@ -104,7 +108,7 @@ async fn accept_invitation(
         .map(|n| validate_name("name", n))
         .transpose()?;
     // Checked before hashing, so a bogus token costs no argon2 work.
-    let invitation = Invitation::find_open(&db.pool, &body.token).await?;
+    let invitation = Invitation::find_open(&mut *db.conn().await?, &body.token).await?;
     let name = name.unwrap_or_else(|| {
         invitation
             .email
@@ -113,11 +117,14 @@ async fn accept_invitation(
             .unwrap_or_default()
             .to_owned()
     });
+    // Hashing takes tens of milliseconds: the tenant's other requests may use the connection.
+    db.release().await;
     let password_hash = state.passwords.hash(&body.password).await?;
-    let user = Invitation::accept(&db.pool, &body.token, &name, &password_hash).await?;
+    let user =
+        Invitation::accept(&mut *db.conn().await?, &body.token, &name, &password_hash).await?;
     let details = json!({ "email": user.email, "role": user.role, "invitation_id": invitation.id });
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "invitation.accepted",
         Actor::User(&user.id),
         Some(&user.id),

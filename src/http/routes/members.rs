@@ -35,7 +35,12 @@ async fn list_members(
 ) -> Result<Json<Page<User>>> {
     current.require_scoped(Role::Admin, Scope::MembersRead)?;
     let page = query.parse()?;
-    let members = User::list(&db.pool, page.after.as_deref(), page.limit + 1).await?;
+    let members = User::list(
+        &mut *db.conn().await?,
+        page.after.as_deref(),
+        page.limit + 1,
+    )
+    .await?;
     Ok(Json(Page::from_rows(members, page.limit, |u| u.id.clone())))
 }
 
@@ -64,7 +69,7 @@ async fn update_member(
         .role
         .parse()
         .map_err(|m: &str| Error::field("role", m))?;
-    let member = User::by_id(&db.pool, &id)
+    let member = User::by_id(&mut *db.conn().await?, &id)
         .await?
         .ok_or_else(|| Error::not_found("member"))?;
     if (role == Role::Owner || member.role == Role::Owner) && actor.role != Role::Owner {
@@ -75,19 +80,19 @@ async fn update_member(
     if member.role == role {
         return Ok(Json(member));
     }
-    if !User::set_role(&db.pool, &id, role).await? {
+    if !User::set_role(&mut *db.conn().await?, &id, role).await? {
         return Err(Error::Conflict("the last owner cannot be demoted".into()));
     }
     let details = json!({ "from": member.role, "to": role, "email": member.email });
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "member.role_changed",
         current.actor(),
         Some(&id),
         details,
     )
     .await?;
-    let updated = User::by_id(&db.pool, &id)
+    let updated = User::by_id(&mut *db.conn().await?, &id)
         .await?
         .ok_or_else(|| Error::not_found("member"))?;
     Ok(Json(updated))
@@ -105,18 +110,18 @@ async fn remove_member(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let actor = current.require_scoped(Role::Admin, Scope::MembersWrite)?;
-    let member = User::by_id(&db.pool, &id)
+    let member = User::by_id(&mut *db.conn().await?, &id)
         .await?
         .ok_or_else(|| Error::not_found("member"))?;
     if member.role == Role::Owner && actor.role != Role::Owner {
         return Err(Error::Forbidden("only an owner removes an owner".into()));
     }
-    if !User::remove(&db.pool, &id).await? {
+    if !User::remove(&mut *db.conn().await?, &id).await? {
         return Err(Error::Conflict("the last owner cannot be removed".into()));
     }
     let details = json!({ "email": member.email, "role": member.role });
     audit::record(
-        &db.pool,
+        &mut *db.conn().await?,
         "member.removed",
         current.actor(),
         Some(&id),

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, AnyConnection, Row};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -91,7 +91,7 @@ async fn list_projects(
     ))
     .bind(page.after.unwrap_or_default())
     .bind(i64::from(page.limit) + 1)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let projects = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Json(Page::from_rows(projects, page.limit, |p| {
@@ -128,7 +128,7 @@ async fn create_project(
     .bind(&project.owner_id)
     .bind(project.created_at)
     .bind(project.updated_at)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
@@ -143,7 +143,7 @@ async fn get_project(
     Path(id): Path<String>,
 ) -> Result<Json<Project>> {
     user.require_scoped(Role::Viewer, Scope::ProjectsRead)?;
-    Ok(Json(find(&db.pool, &id).await?))
+    Ok(Json(find(&mut *db.conn().await?, &id).await?))
 }
 
 /// Change a project's name or description (its owner while member+, or admin+).
@@ -159,7 +159,7 @@ async fn update_project(
 ) -> Result<Json<Project>> {
     // A project's owner may edit it while they can still write (member+); admins always may.
     let user = user.require_scoped(Role::Member, Scope::ProjectsWrite)?;
-    let mut project = find(&db.pool, &id).await?;
+    let mut project = find(&mut *db.conn().await?, &id).await?;
     if project.owner_id != user.id && !user.role.at_least(Role::Admin) {
         return Err(Error::Forbidden(
             "only the project's owner or an admin may change it".into(),
@@ -184,7 +184,7 @@ async fn update_project(
         .bind(&project.description)
         .bind(project.updated_at)
         .bind(&project.id)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(Json(project))
 }
@@ -202,7 +202,7 @@ async fn delete_project(
     user.require_scoped(Role::Admin, Scope::ProjectsWrite)?;
     let done = sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(&id)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     if done.rows_affected() == 0 {
         return Err(Error::not_found("project"));
@@ -210,10 +210,10 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find(pool: &AnyPool, id: &str) -> Result<Project> {
+async fn find(conn: &mut AnyConnection, id: &str) -> Result<Project> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?;
     row.as_ref()
         .map(from_row)

@@ -1,0 +1,154 @@
+//! One connection per request: the user check and the handler's queries share the connection
+//! the request takes from its tenant's pool. With a pool of one connection, a handler that
+//! asked the pool for a second connection while holding the first would wait out the acquire
+//! timeout (a 503), so every route answering here proves the sharing.
+
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, team, TestApp};
+
+async fn one_connection_per_tenant() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.pool.max_connections_per_tenant = 1;
+        settings.pool.acquire_timeout_ms = 2_000;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_tenant_route_works_with_a_pool_of_one_connection() {
+    let app = one_connection_per_tenant().await;
+    // Provisioning, sign-in, three invitations sent and accepted.
+    let team = team(&app, "solo").await;
+    let client = app.tenant("solo");
+    let owner = &team.owner.access_token;
+
+    let me = client.get("/v1/me", owner).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+
+    let id = client.create_project(owner, "first").await;
+    let listed = client.get("/v1/projects", owner).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+    let read = client.get(&format!("/v1/projects/{id}"), owner).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let patched = client
+        .patch(
+            &format!("/v1/projects/{id}"),
+            owner,
+            json!({ "name": "renamed" }),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let deleted = client.delete(&format!("/v1/projects/{id}"), owner).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+
+    let members = client.get("/v1/members", owner).await;
+    assert_eq!(members.status, 200, "{}", members.body);
+    assert_eq!(members.body["data"].as_array().unwrap().len(), 4);
+    let demoted = client
+        .patch(
+            &format!("/v1/members/{}", team.member.user_id),
+            owner,
+            json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    // Removal deletes the user's tokens in a transaction on the request's connection.
+    let removed = client
+        .delete(&format!("/v1/members/{}", team.viewer.user_id), owner)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+
+    // An API token authenticates (and records its use) on the request's connection.
+    let created = client
+        .create_api_token(&team.admin.access_token, json!(["projects:read"]))
+        .await;
+    let api_token = created["token"].as_str().unwrap();
+    let by_api_token = client.get("/v1/projects", api_token).await;
+    assert_eq!(by_api_token.status, 200, "{}", by_api_token.body);
+    let introspected = client.get("/v1/api-tokens/introspect", api_token).await;
+    assert_eq!(introspected.status, 200, "{}", introspected.body);
+    let tokens = client.get("/v1/api-tokens", owner).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let revoked = client
+        .delete(
+            &format!("/v1/api-tokens/{}", created["id"].as_str().unwrap()),
+            owner,
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+
+    let audit = client.get("/v1/audit", owner).await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let failed_login = client.try_login("owner@solo.test", "wrong-password").await;
+    failed_login.assert_error(401, "invalid_credentials");
+
+    let refreshed = client
+        .post(
+            "/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": team.owner.refresh_token }),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let next = refreshed.body["refresh_token"].as_str().unwrap();
+    let logout = client
+        .post("/v1/auth/logout", None, json!({ "refresh_token": next }))
+        .await;
+    assert_eq!(logout.status, 204, "{}", logout.body);
+
+    // The control path takes its own connection from the same pool of one.
+    let support = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/solo/support-sessions",
+            Some(json!({ "email": "owner@solo.test", "reason": "ticket 42" })),
+        )
+        .await;
+    assert_eq!(support.status, 201, "{}", support.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_two_tenants_take_turns_on_their_own_connection() {
+    let app = one_connection_per_tenant().await;
+    let acme = app
+        .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
+        .await;
+    let globex = app
+        .create_tenant_with_owner("globex", "owner@globex.test", "owner-password")
+        .await;
+    app.tenant("acme")
+        .create_project(&acme.access_token, "acme-only")
+        .await;
+    app.tenant("globex")
+        .create_project(&globex.access_token, "globex-only")
+        .await;
+
+    let requests = (0..40).map(|i| {
+        let (slug, token, own) = if i % 2 == 0 {
+            ("acme", &acme.access_token, "acme-only")
+        } else {
+            ("globex", &globex.access_token, "globex-only")
+        };
+        let app = &app;
+        async move {
+            let reply = app.tenant(slug).get("/v1/projects", token).await;
+            (slug, own, reply)
+        }
+    });
+    for (slug, own, reply) in join_all(requests).await {
+        assert_eq!(reply.status, 200, "{slug}: {}", reply.body);
+        let names: Vec<&str> = reply.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [own], "{slug} must see exactly its own project");
+    }
+    app.shutdown().await;
+}
