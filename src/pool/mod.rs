@@ -2,6 +2,7 @@
 //! opened lazily, shared by concurrent first requests, closed when idle.
 
 mod cache;
+pub mod futex;
 mod server;
 
 pub use cache::TenantPools;
