@@ -12,12 +12,12 @@ mod tenant_layer;
 
 pub use serve::{start, RunningServer};
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
-    extract::{DefaultBodyLimit, Request},
+    extract::DefaultBodyLimit,
     http::header,
-    middleware::{self, Next},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -46,7 +46,7 @@ pub fn app(state: AppState) -> Router {
                 state.clone(),
                 tenant_layer::tenant_layer,
             ));
-    with_limits(tenant_scoped, &state).layer(middleware::from_fn_with_state(
+    catch_panics(tenant_scoped).layer(middleware::from_fn_with_state(
         (state, "main"),
         observe::observe,
     ))
@@ -64,7 +64,7 @@ pub fn admin_app(state: AppState) -> Router {
     ))
     .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
     .with_state(state.clone());
-    with_limits(routes, &state).layer(middleware::from_fn_with_state(
+    catch_panics(routes).layer(middleware::from_fn_with_state(
         (state, "admin"),
         observe::observe,
     ))
@@ -86,20 +86,11 @@ fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<Ap
 }
 
 /// Layers both listeners share: a request timeout (`503 timeout`) and panics as `500 internal`.
-fn with_limits(router: Router, state: &AppState) -> Router {
-    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    router
-        .layer(middleware::from_fn(
-            move |request: Request, next: Next| async move {
-                match tokio::time::timeout(timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => Error::Timeout.into_response(),
-                }
-            },
-        ))
-        .layer(CatchPanicLayer::custom(|_panic| {
-            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-        }))
+/// Turns a panic into a JSON 500. The request timeout is enforced by `observe`.
+fn catch_panics(router: Router) -> Router {
+    router.layer(CatchPanicLayer::custom(|_panic| {
+        Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+    }))
 }
 
 async fn serve_document(document: Arc<String>) -> Response {

@@ -1,24 +1,29 @@
 //! The outermost layer of both listeners: a request id (the client's own `x-request-id` when it
 //! is 1–128 visible ASCII characters, else a new UUID), one span per request carrying the id,
-//! tenant, route and status, one `info` line when the request ends, and request metrics.
+//! tenant, route and status, one `info` line when the request ends, request metrics, and the
+//! request timeout. One layer does all of it, since every layer is a boxed future per request.
 
-use std::time::Instant;
+use std::{
+    collections::HashSet,
+    sync::{LazyLock, RwLock},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
     http::HeaderValue,
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use tracing::{field::Empty, Instrument};
 
-use crate::state::AppState;
+use crate::{error::Error, state::AppState};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// The route template a request matched (bounded, so it can be a metric label).
-#[derive(Clone)]
-pub struct RouteLabel(pub String);
+#[derive(Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
 
 /// Which listener a request arrived on.
 pub type Listener = &'static str;
@@ -29,42 +34,46 @@ pub async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| is_acceptable_id(value))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let header =
-        HeaderValue::from_str(&id).expect("checked or generated ids are valid header values");
+    let header = match request.headers().get(REQUEST_ID) {
+        Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
+        _ => new_request_id(),
+    };
     request.headers_mut().insert(REQUEST_ID, header.clone());
+    let id = header.to_str().unwrap_or_default();
     let method = method_label(request.method());
     let span = tracing::info_span!("request", %id, listener, method = %method, tenant = Empty, route = Empty, status = Empty);
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    let mut response =
+        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => Error::Timeout.into_response(),
+        };
 
-    let matched = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|r| r.0.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let route = match matched {
+    let route = match response.extensions().get::<RouteLabel>() {
         // `label_route` recorded it on the span already.
-        Some(route) => route,
+        Some(RouteLabel(route)) => route,
         None => {
             span.record("route", "unmatched");
-            "unmatched".to_owned()
+            "unmatched"
         }
     };
     span.record("status", status);
     tracing::info!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
     state
         .metrics
-        .observe_request(listener, method, &route, status, elapsed.as_secs_f64());
+        .observe_request(listener, method, route, status, elapsed.as_secs_f64());
     response.headers_mut().insert(REQUEST_ID, header);
     response
+}
+
+/// A new request id: a random UUID, written without an intermediate `String`.
+fn new_request_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
 /// Runs inside the router for matched routes only: names the route for the span and metrics.
@@ -72,15 +81,34 @@ pub async fn label_route(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    if let Some(route) = &route {
-        tracing::Span::current().record("route", route.as_str());
+        .map(|path| intern(path.as_str()));
+    if let Some(route) = route {
+        tracing::Span::current().record("route", route);
     }
     let mut response = next.run(request).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteLabel(route));
     }
     response
+}
+
+/// The route templates seen so far, each stored once for the life of the process. They come
+/// from the router's own routes (a request for an unknown path has none), so the set is small
+/// and bounded, and labelling a request allocates nothing.
+fn intern(route: &str) -> &'static str {
+    static ROUTES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    if let Some(known) = ROUTES.read().ok().and_then(|set| set.get(route).copied()) {
+        return known;
+    }
+    let mut set = ROUTES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = set.get(route) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// The method as a metric label: the standard methods by name, anything else as `other`, so a
@@ -99,8 +127,8 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-fn is_acceptable_id(value: &str) -> bool {
-    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+fn is_acceptable_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
 #[cfg(test)]
@@ -115,12 +143,21 @@ mod tests {
     }
 
     #[test]
+    fn a_route_template_is_stored_once() {
+        assert!(std::ptr::eq(
+            intern("/v1/projects/{id}"),
+            intern(&String::from("/v1/projects/{id}"))
+        ));
+    }
+
+    #[test]
     fn client_ids_must_be_short_visible_ascii() {
-        assert!(is_acceptable_id("abc-123_XYZ"));
-        assert!(is_acceptable_id(&"a".repeat(128)));
-        assert!(!is_acceptable_id(""));
-        assert!(!is_acceptable_id(&"a".repeat(129)));
-        assert!(!is_acceptable_id("has space"));
-        assert!(!is_acceptable_id("tab\there"));
+        assert!(is_acceptable_id(b"abc-123_XYZ"));
+        assert!(is_acceptable_id("a".repeat(128).as_bytes()));
+        assert!(!is_acceptable_id(b""));
+        assert!(!is_acceptable_id("a".repeat(129).as_bytes()));
+        assert!(!is_acceptable_id(b"has space"));
+        assert!(!is_acceptable_id(b"tab\there"));
+        assert!(!is_acceptable_id("caf\u{e9}".as_bytes()));
     }
 }
