@@ -93,10 +93,14 @@ impl RegistryCache {
         Fut: Future<Output = Result<V>>,
     {
         let seen = self.generation.load(Ordering::Acquire);
-        let value = cache
-            .try_get_with(key.to_owned(), load())
-            .await
-            .map_err(shared_error)?;
+        // A hit (nearly every request) looks the key up borrowed: no `String` is made.
+        let value = match cache.get(key).await {
+            Some(value) => value,
+            None => cache
+                .try_get_with(key.to_owned(), load())
+                .await
+                .map_err(shared_error)?,
+        };
         if self.generation.load(Ordering::Acquire) == seen {
             return Ok(value);
         }
