@@ -127,6 +127,10 @@ export SILO__HTTP__LISTEN="127.0.0.1:$port"
 export SILO__ADMIN__LISTEN="127.0.0.1:$((port + 1))"
 export SILO__HTTP__SHUTDOWN_GRACE_SECS=5
 export SILO__AUTH__ACCESS_TTL_SECS=86400      # tokens issued at setup outlive the whole run
+# The server's connection budget, sized as an operator would for this load: every loaded
+# tenant's pool (its full size counts) fits, with room for the hot tenant, A and B.
+per_tenant="${SILO__POOL__MAX_CONNECTIONS_PER_TENANT:-4}"
+export SILO__SERVERS__LOCAL__MAX_CONNECTIONS="${SILO__SERVERS__LOCAL__MAX_CONNECTIONS:-$(((active + 3) * per_tenant))}"
 SILO__SECRETS__MASTER_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 BENCH_PASSWORD="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 admin_token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -196,7 +200,7 @@ SILO__LOG__LEVEL="$log_level" "${server_cpu[@]}" "$silo" serve 2>"$work/silo.log
 silo_pid=$!
 pids+=("$silo_pid")
 "${server_cpu[@]}" "$baseline" --listen "127.0.0.1:$((port + 2))" --db "$work/baseline.db" \
-  --tenant-id "$hot_id" --max-connections "${SILO__POOL__MAX_CONNECTIONS_PER_TENANT:-4}" \
+  --tenant-id "$hot_id" --max-connections "$per_tenant" \
   2>"$work/baseline.log" &
 base_pid=$!
 pids+=("$base_pid")
@@ -343,7 +347,7 @@ echo "silo request path: GET /v1/projects?limit=$projects ($projects rows); $(np
   "server pinned to CPU 0, load generator to CPU 1 (BENCH_PIN=$pin); closed loops of" \
   "$connections connections, medians of $rounds rounds of $duration; other processes took" \
   "$others of one CPU during those runs; pool.max_connections_per_tenant =" \
-  "${SILO__POOL__MAX_CONNECTIONS_PER_TENANT:-4}"
+  "$per_tenant, servers.local.max_connections = $SILO__SERVERS__LOCAL__MAX_CONNECTIONS"
 echo
 row "run" "req/s" "p50 ms" "p99 ms" "server CPU us/req" "result" "target"
 row "---" "---:" "---:" "---:" "---:" "---" "---"
