@@ -1,8 +1,10 @@
 //! Tenant connections: which server holds a tenant's database, and one small pool per tenant,
 //! opened lazily, shared by concurrent first requests, closed when idle.
 
+mod budget;
 mod cache;
 mod server;
 
+pub use budget::Budgets;
 pub use cache::TenantPools;
 pub use server::{Server, Servers};
