@@ -127,6 +127,10 @@ export SILO__HTTP__LISTEN="127.0.0.1:$port"
 export SILO__ADMIN__LISTEN="127.0.0.1:$((port + 1))"
 export SILO__HTTP__SHUTDOWN_GRACE_SECS=5
 export SILO__AUTH__ACCESS_TTL_SECS=86400      # tokens issued at setup outlive the whole run
+# Room in the connection budget for the pool of every loaded tenant (plus noisy and quiet): the
+# runs measure warm pools, not pools closed and reopened for the budget.
+: "${SILO__SERVERS__LOCAL__MAX_CONNECTIONS:=$(((active + 2) * ${SILO__POOL__MAX_CONNECTIONS_PER_TENANT:-4}))}"
+export SILO__SERVERS__LOCAL__MAX_CONNECTIONS
 SILO__SECRETS__MASTER_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 BENCH_PASSWORD="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 admin_token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
