@@ -84,7 +84,8 @@ pub struct RegistrySettings {
 pub struct ServerSettings {
     /// `sqlite://<directory>` (one file per tenant) or, later, `postgres://...`.
     pub url: String,
-    /// Connection budget towards this server.
+    /// Connection budget towards this server: at least `pool.max_connections_per_tenant`,
+    /// as every tenant pool reserves its full size from it.
     #[serde(default = "defaults::server_max_connections")]
     pub max_connections: u32,
 }
@@ -336,15 +337,26 @@ impl Settings {
         for (name, server) in &self.servers {
             crate::pool::Server::parse(name, server)
                 .map_err(|message| ConfigError::new(format!("servers.{name}.url"), message))?;
-            positive(
-                &format!("servers.{name}.max_connections"),
-                server.max_connections.into(),
-            )?;
         }
         positive(
             "pool.max_connections_per_tenant",
             self.pool.max_connections_per_tenant.into(),
         )?;
+        for (name, server) in &self.servers {
+            let key = format!("servers.{name}.max_connections");
+            positive(&key, server.max_connections.into())?;
+            // Every tenant pool reserves its full size from the budget: a smaller budget could
+            // never open a single pool, and every tenant on the server would answer 503.
+            if server.max_connections < self.pool.max_connections_per_tenant {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "must be at least pool.max_connections_per_tenant ({}): each tenant pool reserves that many",
+                        self.pool.max_connections_per_tenant
+                    ),
+                ));
+            }
+        }
         positive("pool.idle_ttl_secs", self.pool.idle_ttl_secs)?;
         positive("pool.acquire_timeout_ms", self.pool.acquire_timeout_ms)?;
         positive("auth.access_ttl_secs", self.auth.access_ttl_secs)?;
@@ -409,6 +421,25 @@ fn error_key(error: &config::ConfigError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn defaults() -> Settings {
+        serde_json::from_value(serde_json::json!({})).unwrap()
+    }
+
+    #[test]
+    fn a_server_budget_must_fit_at_least_one_tenant_pool() {
+        let mut settings = defaults();
+        settings.pool.max_connections_per_tenant = 4;
+        let local = settings.servers.get_mut("local").unwrap();
+        local.max_connections = 4;
+        assert!(settings.validate().is_ok(), "exactly one pool fits");
+
+        for budget in [3, 0] {
+            settings.servers.get_mut("local").unwrap().max_connections = budget;
+            let error = settings.validate().expect_err("no pool fits");
+            assert_eq!(error.key, "servers.local.max_connections", "{error}");
+        }
+    }
 
     #[test]
     fn debug_output_never_shows_secrets() {

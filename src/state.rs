@@ -13,7 +13,7 @@ use crate::{
     identity::{AccessTokens, ApiTokens, PasswordHasher, RefreshTokens},
     limits::TenantLimits,
     plans::Plans,
-    pool::{Servers, TenantPools},
+    pool::{Budgets, PoolPolicy, Servers, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
     schema::MigrationLocks,
@@ -74,12 +74,15 @@ impl AppState {
         let migration_locks = Arc::new(MigrationLocks::default());
         let pools = TenantPools::new(
             servers.clone(),
+            Budgets::from_settings(&settings.servers),
             registry.clone(),
             metrics.clone(),
             migration_locks.clone(),
-            shape,
-            Duration::from_secs(settings.pool.idle_ttl_secs),
-            settings.migrations.on_open,
+            PoolPolicy {
+                shape,
+                idle_ttl: Duration::from_secs(settings.pool.idle_ttl_secs),
+                migrate_on_open: settings.migrations.on_open,
+            },
         );
         let inner = Inner {
             resolver: Resolver::new(&settings.resolve.strategies, &settings.resolve.base_domain),
@@ -103,6 +106,7 @@ impl AppState {
     /// The Prometheus text for `/metrics`, gauges read now.
     pub fn render_metrics(&self) -> String {
         let held = self.pools.connections_by_server();
+        let reserved = self.pools.reserved_by_server();
         let servers: Vec<ServerConnections> = self
             .settings
             .servers
@@ -110,6 +114,7 @@ impl AppState {
             .map(|(name, server)| ServerConnections {
                 server: name.clone(),
                 held: held.get(name).copied().unwrap_or(0),
+                reserved: reserved.get(name).copied().unwrap_or(0),
                 budget: u64::from(server.max_connections),
             })
             .collect();

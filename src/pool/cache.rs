@@ -1,10 +1,22 @@
 //! The pool cache: tenant id -> that tenant's own pool. `try_get_with` makes the first open
 //! single-flight (fifty concurrent first requests open one pool), and `time_to_idle` closes
-//! pools nobody used for `pool.idle_ttl_secs`.
+//! pools nobody used for `pool.idle_ttl_secs`. A pool opens only with room in its server's
+//! connection budget; when there is none, the least recently used idle pool there is closed.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
-use moka::{future::Cache, notification::RemovalCause};
+use moka::{
+    future::Cache,
+    notification::RemovalCause,
+    ops::compute::{CompResult, Op},
+};
 use sqlx::AnyPool;
 
 use crate::{
@@ -16,45 +28,73 @@ use crate::{
     tenant::{TenantId, TenantRecord},
 };
 
-use super::Servers;
+use super::{
+    budget::{Budgets, Reservation},
+    Servers,
+};
 
-/// A cached pool and the server it connects to (for per-server accounting).
+/// How often a cold tenant waiting for room in a full budget looks again for a pool to close.
+const BUDGET_TICK: Duration = Duration::from_millis(20);
+
+/// How tenant pools are shaped, kept and migrated (from `[pool]` and `[migrations]`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolPolicy {
+    pub shape: PoolShape,
+    /// A pool nobody used for this long is closed.
+    pub idle_ttl: Duration,
+    /// Bring a tenant's schema up to date when its pool opens.
+    pub migrate_on_open: bool,
+}
+
+/// A cached pool, the server it connects to (for per-server accounting), when it was last
+/// used, and its share of that server's budget.
 #[derive(Clone)]
 struct OpenPool {
     server: Arc<str>,
     pool: AnyPool,
+    /// Milliseconds since [`TenantPools::epoch`]; the budget closes the smallest first.
+    last_used: Arc<AtomicU64>,
+    /// Released by the eviction listener once the pool has closed.
+    reservation: Arc<Reservation>,
 }
 
 pub struct TenantPools {
     cache: Cache<TenantId, OpenPool>,
     servers: Arc<Servers>,
+    budgets: Budgets,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     migration_locks: Arc<MigrationLocks>,
-    shape: PoolShape,
-    migrate_on_open: bool,
+    policy: PoolPolicy,
+    /// The zero of every pool's `last_used`, so they compare.
+    epoch: Instant,
 }
 
 impl TenantPools {
     pub fn new(
         servers: Arc<Servers>,
+        budgets: Budgets,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         migration_locks: Arc<MigrationLocks>,
-        shape: PoolShape,
-        idle_ttl: Duration,
-        migrate_on_open: bool,
+        policy: PoolPolicy,
     ) -> Self {
         let cache = Cache::builder()
-            .time_to_idle(idle_ttl)
+            .time_to_idle(policy.idle_ttl)
             .eviction_listener(
                 |tenant: Arc<TenantId>, open: OpenPool, cause: RemovalCause| {
-                    let pool = open.pool;
                     tracing::debug!(tenant = %tenant, ?cause, "closing tenant pool");
+                    open.reservation.closing();
                     // Closing waits for checked-out connections to come back, so a request that
-                    // still holds one finishes first.
+                    // still holds one finishes first. Only then is the reservation released: the
+                    // budget counts a connection until it is really closed.
                     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                        runtime.spawn(async move { pool.close().await });
+                        runtime.spawn(async move {
+                            open.pool.close().await;
+                            open.reservation.release();
+                        });
+                    } else {
+                        open.reservation.release();
                     }
                 },
             )
@@ -62,25 +102,39 @@ impl TenantPools {
         Self {
             cache,
             servers,
+            budgets,
             registry,
             metrics,
             migration_locks,
-            shape,
-            migrate_on_open,
+            policy,
+            epoch: Instant::now(),
         }
     }
 
-    /// The tenant's pool, opened on first use. A database that cannot be reached is
-    /// `503 tenant_unavailable` for this tenant only.
+    /// The tenant's pool, opened on first use. A database that cannot be reached, or no room
+    /// in its server's connection budget in time, is `503 tenant_unavailable` for this tenant only.
     pub async fn get(&self, tenant: &TenantRecord) -> Result<AnyPool> {
-        self.cache
+        let open = self
+            .cache
             .try_get_with(tenant.id, self.open(tenant))
             .await
-            .map(|open| open.pool)
-            .map_err(|error: Arc<Error>| {
-                tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
-                Error::TenantUnavailable { retry_after: 5 }
-            })
+            .map_err(|error: Arc<Error>| match *error {
+                // A full budget: already logged where it was decided.
+                Error::TenantUnavailable { retry_after } => {
+                    Error::TenantUnavailable { retry_after }
+                }
+                _ => {
+                    tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
+                    Error::TenantUnavailable { retry_after: 5 }
+                }
+            })?;
+        // Every request passes here: one relaxed store is all the budget's choice costs it.
+        open.last_used.store(self.now_ms(), Ordering::Relaxed);
+        Ok(open.pool)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     async fn open(&self, tenant: &TenantRecord) -> Result<OpenPool> {
@@ -92,38 +146,134 @@ impl TenantPools {
             )
         })?;
         let url = server.tenant_url(tenant).map_err(|e| anyhow::anyhow!(e))?;
-        let pool = database::open(&url, self.shape)
+        // Room first: once open, sqlx may open the pool's connections whenever it likes. A failed
+        // open below drops the reservation, giving the room back.
+        let reservation = self.reserve(tenant).await?;
+        let pool = database::open(&url, self.policy.shape)
             .await
             .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
-        if tenant.schema_version < schema::tenant_target_version() {
-            // A router never serves an old schema: bring it up to date, or refuse the tenant
-            // (503) until `silo migrate` has done so.
-            if !self.migrate_on_open {
-                pool.close().await;
-                return Err(anyhow::anyhow!(
-                    "{} is at schema {} and migrations.on_open is off; run silo migrate",
-                    tenant.slug,
-                    tenant.schema_version
-                )
-                .into());
-            }
-            let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
-            let version = match schema::migrate_tenant(&pool).await {
-                Ok(version) => version,
-                Err(e) => {
-                    pool.close().await;
-                    return Err(anyhow::anyhow!("migrating {} on open: {e}", tenant.slug).into());
-                }
-            };
-            self.registry.set_schema_version(tenant, version).await?;
-            tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
+        if let Err(error) = self.bring_schema_up_to_date(tenant, &pool).await {
+            pool.close().await;
+            return Err(error);
         }
         tracing::debug!(tenant = %tenant.slug, "opened tenant pool");
         self.metrics.pool_opened();
         Ok(OpenPool {
             server: tenant.server.as_str().into(),
             pool,
+            last_used: Arc::new(AtomicU64::new(self.now_ms())),
+            reservation: Arc::new(reservation),
         })
+    }
+
+    /// A router never serves an old schema: bring it up to date, or refuse the tenant (503)
+    /// until `silo migrate` has done so.
+    async fn bring_schema_up_to_date(&self, tenant: &TenantRecord, pool: &AnyPool) -> Result<()> {
+        if tenant.schema_version >= schema::tenant_target_version() {
+            return Ok(());
+        }
+        if !self.policy.migrate_on_open {
+            return Err(anyhow::anyhow!(
+                "{} is at schema {} and migrations.on_open is off; run silo migrate",
+                tenant.slug,
+                tenant.schema_version
+            )
+            .into());
+        }
+        let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
+        let version = schema::migrate_tenant(pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
+        self.registry.set_schema_version(tenant, version).await?;
+        tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
+        Ok(())
+    }
+
+    /// Room for one pool in the budget of the tenant's server. When the budget is full, the
+    /// least recently used idle pool there is closed to make room; when every pool is busy, this
+    /// waits for one to become idle, up to `pool.acquire_timeout_ms`, then answers
+    /// `503 tenant_unavailable`: never the database's "too many connections".
+    async fn reserve(&self, tenant: &TenantRecord) -> Result<Reservation> {
+        let server = tenant.server.as_str();
+        let budget = self
+            .budgets
+            .get(server)
+            .ok_or_else(|| anyhow::anyhow!("no connection budget for server {server:?}"))?;
+        let connections = self.policy.shape.max_connections;
+        if let Some(reservation) = budget.try_reserve(connections) {
+            return Ok(reservation);
+        }
+        let deadline = Instant::now() + self.policy.shape.acquire_timeout;
+        let mut waited = false;
+        loop {
+            if !budget.is_returning() {
+                // Pools past their idle time hold their room until moka's housekeeping removes
+                // them; that costs nobody a pool.
+                self.cache.run_pending_tasks().await;
+            }
+            // Connections already on their way back make room without closing another pool.
+            let closed = !budget.is_returning() && self.close_least_recently_used(server).await;
+            if closed {
+                self.metrics.budget_eviction(server);
+            } else if !waited {
+                waited = true;
+                self.metrics.budget_wait(server);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(reservation) = budget
+                .reserve_within(connections, left.min(BUDGET_TICK))
+                .await
+            {
+                return Ok(reservation);
+            }
+        }
+        tracing::warn!(
+            tenant = %tenant.slug,
+            server,
+            budget = budget.total(),
+            "connection budget full and every pool on the server busy; refusing to open a pool"
+        );
+        Err(Error::TenantUnavailable { retry_after: 1 })
+    }
+
+    /// Closes the least recently used pool on `server` that has no connection checked out, so
+    /// no query is cut off; false when there is none. (A request that took the pool but has not
+    /// checked out a connection yet gets `PoolClosed` and takes the tenant's new pool.)
+    async fn close_least_recently_used(&self, server: &str) -> bool {
+        let mut idle: Vec<(TenantId, OpenPool)> = self
+            .cache
+            .iter()
+            .filter(|(_, open)| {
+                &*open.server == server && open.pool.num_idle() == open.pool.size() as usize
+            })
+            .map(|(tenant, open)| (*tenant, open))
+            .collect();
+        idle.sort_by_key(|(_, open)| open.last_used.load(Ordering::Relaxed));
+        for (tenant, open) in idle {
+            if self.remove_if_current(tenant, &open).await {
+                tracing::debug!(tenant = %tenant, server, "closed an idle pool to make room in the connection budget");
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes the tenant's cached pool if it is still `open`: a pool opened since the scan is
+    /// never closed by mistake. The eviction listener closes the removed pool.
+    async fn remove_if_current(&self, tenant: TenantId, open: &OpenPool) -> bool {
+        let result = self
+            .cache
+            .entry(tenant)
+            .and_compute_with(|current| {
+                let same = current
+                    .is_some_and(|entry| Arc::ptr_eq(&entry.value().last_used, &open.last_used));
+                std::future::ready(if same { Op::Remove } else { Op::Nop })
+            })
+            .await;
+        matches!(result, CompResult::Removed(_))
     }
 
     /// Closes and forgets a tenant's pool (deletion, or a database that moved).
@@ -139,6 +289,11 @@ impl TenantPools {
             .get(&tenant)
             .await
             .map_or(0, |open| open.pool.size())
+    }
+
+    /// Connections reserved right now, per server name (at least those held).
+    pub fn reserved_by_server(&self) -> HashMap<String, u64> {
+        self.budgets.reserved_by_server()
     }
 
     /// Connections held right now, per server name.

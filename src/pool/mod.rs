@@ -1,9 +1,12 @@
 //! Tenant connections: which server holds a tenant's database, and one small pool per tenant,
-//! opened lazily, shared by concurrent first requests, closed when idle.
+//! opened lazily, shared by concurrent first requests, closed when idle or when its server's
+//! connection budget needs the room.
 
+mod budget;
 mod cache;
 pub mod futex;
 mod server;
 
-pub use cache::TenantPools;
+pub use budget::Budgets;
+pub use cache::{PoolPolicy, TenantPools};
 pub use server::{Server, Servers};

@@ -37,6 +37,8 @@ struct ServerLabels {
 pub struct ServerConnections {
     pub server: String,
     pub held: u64,
+    /// What open (and closing) pools may hold: each reserves its full size.
+    pub reserved: u64,
     pub budget: u64,
 }
 
@@ -50,6 +52,9 @@ pub struct Metrics {
     pools_opened: Counter,
     connections: Family<ServerLabels, Gauge<u64, AtomicU64>>,
     budget: Family<ServerLabels, Gauge<u64, AtomicU64>>,
+    reserved: Family<ServerLabels, Gauge<u64, AtomicU64>>,
+    budget_waits: Family<ServerLabels, Counter>,
+    budget_evictions: Family<ServerLabels, Counter>,
     rate_limited: Counter,
     provisioning: Family<OutcomeLabels, Counter>,
     migrations: Family<OutcomeLabels, Counter>,
@@ -72,6 +77,9 @@ impl Default for Metrics {
             pools_opened: Counter::default(),
             connections: Family::default(),
             budget: Family::default(),
+            reserved: Family::default(),
+            budget_waits: Family::default(),
+            budget_evictions: Family::default(),
             rate_limited: Counter::default(),
             provisioning: Family::default(),
             migrations: Family::default(),
@@ -116,6 +124,21 @@ impl Default for Metrics {
             "server_connection_budget",
             "Connection budget towards each server",
             metrics.budget.clone(),
+        );
+        registry.register(
+            "server_connections_reserved",
+            "Connections reserved towards each server by open and closing tenant pools",
+            metrics.reserved.clone(),
+        );
+        registry.register(
+            "server_budget_waits",
+            "Tenant pool opens that waited because the server's connection budget was full",
+            metrics.budget_waits.clone(),
+        );
+        registry.register(
+            "server_budget_evictions",
+            "Idle tenant pools closed to make room in the server's connection budget",
+            metrics.budget_evictions.clone(),
         );
         registry.register(
             "rate_limited",
@@ -171,6 +194,22 @@ impl Metrics {
         self.pools_opened.inc();
     }
 
+    pub fn budget_wait(&self, server: &str) {
+        self.budget_waits
+            .get_or_create(&ServerLabels {
+                server: server.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn budget_eviction(&self, server: &str) {
+        self.budget_evictions
+            .get_or_create(&ServerLabels {
+                server: server.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn rate_limited(&self) {
         self.rate_limited.inc();
     }
@@ -200,6 +239,10 @@ impl Metrics {
             };
             self.connections.get_or_create(&labels).set(server.held);
             self.budget.get_or_create(&labels).set(server.budget);
+            self.reserved.get_or_create(&labels).set(server.reserved);
+            // Listed at 0 before the first event, so a dashboard sees every server.
+            let _ = self.budget_waits.get_or_create(&labels);
+            let _ = self.budget_evictions.get_or_create(&labels);
         }
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");

@@ -1,6 +1,8 @@
 //! Tenant pools: opened once however many requests race for them, closed when idle, and one
 //! tenant's broken database is that tenant's problem only.
 
+mod budget;
+
 use std::time::Duration;
 
 use reqwest::Method;
