@@ -114,20 +114,20 @@ impl TenantPools {
     /// The tenant's pool, opened on first use. A database that cannot be reached, or no room
     /// in its server's connection budget in time, is `503 tenant_unavailable` for this tenant only.
     pub async fn get(&self, tenant: &TenantRecord) -> Result<AnyPool> {
-        let open = self
-            .cache
-            .try_get_with(tenant.id, self.open(tenant))
-            .await
-            .map_err(|error: Arc<Error>| match *error {
-                // A full budget: already logged where it was decided.
-                Error::TenantUnavailable { retry_after } => {
-                    Error::TenantUnavailable { retry_after }
-                }
-                _ => {
-                    tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
-                    Error::TenantUnavailable { retry_after: 5 }
-                }
-            })?;
+        // A hit (nearly every request) skips building the opening future.
+        let cached = self.cache.get(&tenant.id).await;
+        let open = match cached {
+            Some(open) => Ok(open),
+            None => self.cache.try_get_with(tenant.id, self.open(tenant)).await,
+        }
+        .map_err(|error: Arc<Error>| match *error {
+            // A full budget: already logged where it was decided.
+            Error::TenantUnavailable { retry_after } => Error::TenantUnavailable { retry_after },
+            _ => {
+                tracing::warn!(tenant = %tenant.slug, %error, "tenant database unavailable");
+                Error::TenantUnavailable { retry_after: 5 }
+            }
+        })?;
         // Every request passes here: one relaxed store is all the budget's choice costs it.
         open.last_used.store(self.now_ms(), Ordering::Relaxed);
         Ok(open.pool)
