@@ -42,6 +42,13 @@ pub enum Outcome {
 }
 
 /// What the binary runs.
+/// How often (in tasks) a runtime worker looks at its global queue, where tokio puts tasks
+/// woken from outside the runtime: a request whose query answer came back from a SQLite
+/// connection thread. tokio's default is every 61 tasks, so under one tenant's flood another
+/// tenant's request waited behind up to 61 flood tasks at each hand-off; with 2 it is resumed
+/// before more new network work is taken. Measured in BENCHMARKS.md (noisy neighbour).
+const GLOBAL_QUEUE_INTERVAL: u32 = 2;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -53,6 +60,7 @@ pub fn main() -> ExitCode {
     };
     telemetry::init(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
         .enable_all()
         .build()
     {
