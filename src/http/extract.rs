@@ -16,6 +16,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use crate::{
     audit::Actor,
     error::Error,
+    http::tenant_layer::ensure_serving,
     identity::{ApiToken, Role, Scope, User},
     state::AppState,
     tenant::TenantRecord,
@@ -152,10 +153,20 @@ impl TenantDb {
 
     async fn acquire(&self) -> Result<PoolConnection<Any>, Error> {
         match self.request.pool.acquire().await {
-            // The pool closed between the tenant layer finding it and this first query (it
-            // was idle, or made room in the server's connection budget): open it again.
+            // The pool closed between the tenant layer finding it and this query (it was idle,
+            // it made room in the server's connection budget, or the tenant changed). Open it
+            // again only if the registry still serves this very tenant: a tenant deleted or
+            // suspended meanwhile gets the answer the tenant layer would now give.
             Err(sqlx::Error::PoolClosed) => {
-                let pool = self.request.state.pools.get(&self.tenant).await?;
+                let state = &self.request.state;
+                let current = state
+                    .registry
+                    .find(&self.tenant.slug)
+                    .await?
+                    .filter(|current| current.id == self.tenant.id)
+                    .ok_or(Error::TenantNotFound)?;
+                ensure_serving(&current)?;
+                let pool = state.pools.get(&current).await?;
                 Ok(pool.acquire().await?)
             }
             acquired => Ok(acquired?),
@@ -249,6 +260,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .api_tokens
                 .authenticate(&mut *db.conn().await?, token)
                 .await?;
+            release_before_body(&db, parts).await;
             return Ok(CurrentUser {
                 user,
                 credential: Credential::ApiToken(api_token),
@@ -258,10 +270,26 @@ impl FromRequestParts<AppState> for CurrentUser {
         let user = User::by_id(&mut *db.conn().await?, &claims.sub)
             .await?
             .ok_or(Error::Unauthorized("this account no longer exists"))?;
+        release_before_body(&db, parts).await;
         Ok(CurrentUser {
             user,
             credential: Credential::AccessToken,
         })
+    }
+}
+
+/// The body is read after the user check (axum reads it last), and a client may send it as
+/// slowly as the request timeout allows: the request's connection goes back to the pool
+/// meanwhile, so slow uploads cannot hold all of a tenant's connections. Requests without a
+/// body (most reads) keep it for the handler.
+async fn release_before_body(db: &TenantDb, parts: &Parts) {
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if has_body {
+        db.release().await;
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{
     limits::Admission,
     resolve::{self, RequestFacts},
     state::AppState,
-    tenant::{Slug, Status},
+    tenant::{Slug, Status, TenantRecord},
 };
 
 /// Paths served without a tenant.
@@ -70,14 +70,7 @@ async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admiss
     // Every later log line of this request carries the tenant.
     tracing::Span::current().record("tenant", tenant.slug.as_str());
 
-    match tenant.status {
-        Status::Active => {}
-        Status::Suspended => return Err(Error::TenantSuspended),
-        Status::Deleting => return Err(Error::TenantNotFound),
-        Status::Provisioning | Status::Migrating | Status::MigrationFailed => {
-            return Err(Error::TenantUnavailable { retry_after: 30 })
-        }
-    }
+    ensure_serving(&tenant)?;
     let plan = state.plans.get(&tenant.plan).map(|plan| &plan.settings);
     let admission = state
         .limits
@@ -94,6 +87,18 @@ async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admiss
         .extensions_mut()
         .insert(TenantDb::new(state.clone(), tenant, pool));
     Ok(admission)
+}
+
+/// Only an active tenant is served; each other status has its own answer.
+pub(crate) fn ensure_serving(tenant: &TenantRecord) -> Result<()> {
+    match tenant.status {
+        Status::Active => Ok(()),
+        Status::Suspended => Err(Error::TenantSuspended),
+        Status::Deleting => Err(Error::TenantNotFound),
+        Status::Provisioning | Status::Migrating | Status::MigrationFailed => {
+            Err(Error::TenantUnavailable { retry_after: 30 })
+        }
+    }
 }
 
 /// The same URI with `path` in place of `/t/<slug>/...`, query kept.

@@ -3,16 +3,23 @@
 //! asked the pool for a second connection while holding the first would wait out the acquire
 //! timeout (a 503), so every route answering here proves the sharing.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::helpers::{spawn_app_with, team, TestApp};
 
 async fn one_connection_per_tenant() -> TestApp {
     spawn_app_with(|settings| {
         settings.pool.max_connections_per_tenant = 1;
-        settings.pool.acquire_timeout_ms = 2_000;
+        // Long enough for a loaded machine: a second acquisition would wait it out (503).
+        settings.pool.acquire_timeout_ms = 10_000;
     })
     .await
 }
@@ -113,7 +120,7 @@ async fn every_tenant_route_works_with_a_pool_of_one_connection() {
 }
 
 #[tokio::test]
-async fn concurrent_requests_of_two_tenants_take_turns_on_their_own_connection() {
+async fn concurrent_requests_of_two_tenants_on_pools_of_one_are_all_served_their_own_data() {
     let app = one_connection_per_tenant().await;
     let acme = app
         .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
@@ -150,5 +157,50 @@ async fn concurrent_requests_of_two_tenants_take_turns_on_their_own_connection()
             .collect();
         assert_eq!(names, [own], "{slug} must see exactly its own project");
     }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_upload_does_not_hold_the_tenant_connection() {
+    let app = spawn_app_with(|settings| {
+        settings.pool.max_connections_per_tenant = 1;
+        // Short, so that a request stuck behind the upload would fail fast with 503.
+        settings.pool.acquire_timeout_ms = 1_000;
+    })
+    .await;
+    let owner = app
+        .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
+        .await;
+    // A signed-in client starts a project upload and sends one byte of its body.
+    let body = format!("{:<100}", r#"{"name":"slow upload"}"#);
+    let mut upload = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/projects HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
+        owner.access_token,
+        &body[..1]
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    // Give the server the time to check the user before the body (ordering, not a measurement).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Meanwhile the tenant's only connection serves others.
+    let listed = app
+        .tenant("acme")
+        .get("/v1/projects", &owner.access_token)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+
+    // The upload then completes normally.
+    upload.write_all(&body.as_bytes()[1..]).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("slow upload") {
+        let n = upload.read(&mut buf).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&response));
+        response.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
     app.shutdown().await;
 }
