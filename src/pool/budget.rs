@@ -53,8 +53,9 @@ impl Budget {
         Some(self.reservation(permit))
     }
 
-    /// `connections` for one pool, waiting at most `wait` for room (the semaphore hands freed
-    /// connections to waiters in the order they came).
+    /// `connections` for one pool, waiting at most `wait` for room. Callers wait in short
+    /// slices and look for an idle pool to close in between, so waiters are not served in a
+    /// strict order.
     pub async fn reserve_within(&self, connections: u32, wait: Duration) -> Option<Reservation> {
         let acquire = self.permits.clone().acquire_many_owned(connections);
         match tokio::time::timeout(wait, acquire).await {

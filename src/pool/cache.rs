@@ -36,6 +36,10 @@ use super::{
 /// How often a cold tenant waiting for room in a full budget looks again for a pool to close.
 const BUDGET_TICK: Duration = Duration::from_millis(20);
 
+/// A pool used this recently is not closed for the budget: the request that just took it from
+/// the cache has most likely not checked out its connection yet.
+const EVICTION_GRACE_MS: u64 = 100;
+
 /// How tenant pools are shaped, kept and migrated (from `[pool]` and `[migrations]`).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolPolicy {
@@ -243,11 +247,15 @@ impl TenantPools {
     /// no query is cut off; false when there is none. (A request that took the pool but has not
     /// checked out a connection yet gets `PoolClosed` and takes the tenant's new pool.)
     async fn close_least_recently_used(&self, server: &str) -> bool {
+        let now = self.now_ms();
         let mut idle: Vec<(TenantId, OpenPool)> = self
             .cache
             .iter()
             .filter(|(_, open)| {
-                &*open.server == server && open.pool.num_idle() == open.pool.size() as usize
+                &*open.server == server
+                    && open.pool.num_idle() == open.pool.size() as usize
+                    && now.saturating_sub(open.last_used.load(Ordering::Relaxed))
+                        >= EVICTION_GRACE_MS
             })
             .map(|(tenant, open)| (*tenant, open))
             .collect();

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 
-use super::tenant_with_owner;
+use super::{handles_on, tenant_with_owner};
 use crate::helpers::{spawn_app_with, Cli, Reply, TestApp};
 
 /// A silo whose `local` server has room for `budget` connections, `per_tenant` to each pool.
@@ -66,6 +66,21 @@ async fn budget_metrics(app: &TestApp) -> BudgetMetrics {
 /// connection each) are open or reserved.
 async fn assert_within_budget(app: &TestApp, budget: f64) -> BudgetMetrics {
     let metrics = budget_metrics(app).await;
+    // What is really open, counted by the operating system rather than by silo's bookkeeping:
+    // each SQLite connection holds one descriptor on its tenant's database file.
+    let open_connections: usize = std::fs::read_dir(app.tenants_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.ends_with(".db") && !name.starts_with('.')
+        })
+        .filter_map(|file| handles_on(&file))
+        .sum();
+    assert!(
+        open_connections as f64 <= budget,
+        "{open_connections} connections open; {metrics:?}"
+    );
     assert!(metrics.reserved <= budget, "{metrics:?}");
     assert!(metrics.held <= metrics.reserved, "{metrics:?}");
     assert!(metrics.pools_open <= budget, "{metrics:?}");

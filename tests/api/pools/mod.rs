@@ -63,7 +63,7 @@ async fn fifty_concurrent_first_requests_open_exactly_one_pool() {
 }
 
 /// Open file descriptors of this process on `file`; `None` where `/proc` does not say.
-fn handles_on(file: &std::path::Path) -> Option<usize> {
+pub(super) fn handles_on(file: &std::path::Path) -> Option<usize> {
     let entries = std::fs::read_dir("/proc/self/fd").ok()?;
     let count = entries
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
