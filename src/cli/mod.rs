@@ -41,7 +41,6 @@ pub enum Outcome {
     Failed,
 }
 
-/// What the binary runs.
 /// How often (in tasks) a runtime worker looks at its global queue, where tokio puts tasks
 /// woken from outside the runtime: a request whose query answer came back from a SQLite
 /// connection thread. tokio's default is every 61 tasks, so under one tenant's flood another
@@ -49,6 +48,7 @@ pub enum Outcome {
 /// before more new network work is taken. Measured in BENCHMARKS.md (noisy neighbour).
 const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 
+/// What the binary runs.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {

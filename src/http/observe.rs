@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{LazyLock, RwLock},
+    sync::{Arc, LazyLock, OnceLock, RwLock},
     time::{Duration, Instant},
 };
 
@@ -21,9 +21,11 @@ use crate::{error::Error, state::AppState};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The route template a request matched (bounded, so it can be a metric label).
-#[derive(Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
+/// Where `label_route` leaves the route template a request matched (bounded, so it can be a
+/// metric label). Shared through the request rather than returned with the response, so a
+/// request that timed out is still counted under its route.
+#[derive(Clone, Default)]
+struct RouteSlot(Arc<OnceLock<&'static str>>);
 
 /// Which listener a request arrived on.
 pub type Listener = &'static str;
@@ -39,6 +41,8 @@ pub async fn observe(
         _ => new_request_id(),
     };
     request.headers_mut().insert(REQUEST_ID, header.clone());
+    let route_slot = RouteSlot::default();
+    request.extensions_mut().insert(route_slot.clone());
     let id = header.to_str().unwrap_or_default();
     let method = method_label(request.method());
     let span = tracing::info_span!("request", %id, listener, method = %method, tenant = Empty, route = Empty, status = Empty);
@@ -52,9 +56,9 @@ pub async fn observe(
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let route = match response.extensions().get::<RouteLabel>() {
+    let route = match route_slot.0.get().copied() {
         // `label_route` recorded it on the span already.
-        Some(RouteLabel(route)) => route,
+        Some(route) => route,
         None => {
             span.record("route", "unmatched");
             "unmatched"
@@ -82,14 +86,11 @@ pub async fn label_route(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|path| intern(path.as_str()));
-    if let Some(route) = route {
+    if let (Some(route), Some(slot)) = (route, request.extensions().get::<RouteSlot>()) {
         tracing::Span::current().record("route", route);
+        let _ = slot.0.set(route);
     }
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteLabel(route));
-    }
-    response
+    next.run(request).await
 }
 
 /// The route templates seen so far, each stored once for the life of the process. They come

@@ -175,6 +175,17 @@ async fn a_request_still_running_after_the_timeout_is_answered_503_timeout() {
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains(r#""code":"timeout""#), "{text}");
     assert!(started.elapsed() >= Duration::from_millis(900));
+    // Counted under the route it timed out on, not as an unmatched request.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("silo_http_requests_total")
+                && l.contains(r#"route="/v1/auth/login""#)
+                && l.contains(r#"status="503""#)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
