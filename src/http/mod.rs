@@ -85,8 +85,8 @@ fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<Ap
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Layers both listeners share: a request timeout (`503 timeout`) and panics as `500 internal`.
-/// Turns a panic into a JSON 500. The request timeout is enforced by `observe`.
+/// Both listeners turn a panic into a JSON `500 internal`; the request timeout (`503 timeout`)
+/// is enforced by `observe`, the outermost layer.
 fn catch_panics(router: Router) -> Router {
     router.layer(CatchPanicLayer::custom(|_panic| {
         Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
