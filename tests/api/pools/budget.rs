@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 
-use super::{handles_on, tenant_with_owner};
+use super::{handles_on, tenant_with_owner, try_signup};
 use crate::helpers::{spawn_app_with, Cli, Reply, TestApp};
 
 /// A silo whose `local` server has room for `budget` connections, `per_tenant` to each pool.
@@ -210,14 +210,7 @@ async fn a_pool_that_fails_to_open_gives_its_room_in_the_budget_back() {
     std::fs::remove_file(app.database_file(&broken)).unwrap();
 
     for _ in 0..3 {
-        let reply = app
-            .tenant("broken")
-            .post(
-                "/v1/auth/signup",
-                None,
-                serde_json::json!({"email": "a@x.com", "password": "a-password"}),
-            )
-            .await;
+        let reply = try_signup(&app, "broken").await;
         reply.assert_error(503, "tenant_unavailable");
     }
     // The only connection of the budget is free again: nothing to close, nothing to wait for.

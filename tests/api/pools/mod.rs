@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use silo::tenant::TenantId;
 
-use crate::helpers::{spawn_app, spawn_app_with, Session, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, Reply, Session, TestApp};
 
 /// Provisions `slug` on the pro plan (roomy limits) with an owner, signed in.
 async fn tenant_with_owner(app: &TestApp, slug: &str) -> (TenantId, Session) {
@@ -60,6 +60,17 @@ async fn fifty_concurrent_first_requests_open_exactly_one_pool() {
         );
     }
     assert_eq!(open_pools(&app).await, 1);
+}
+
+/// A sign-up at `slug`, a request that needs the tenant's database.
+pub(super) async fn try_signup(app: &TestApp, slug: &str) -> Reply {
+    app.tenant(slug)
+        .post(
+            "/v1/auth/signup",
+            None,
+            json!({"email": "a@x.com", "password": "a-password"}),
+        )
+        .await
 }
 
 /// Open file descriptors of this process on `file`; `None` where `/proc` does not say.
@@ -121,14 +132,7 @@ async fn a_missing_database_makes_only_its_own_tenant_unavailable() {
     std::fs::remove_file(&file).unwrap();
 
     for _ in 0..3 {
-        let reply = app
-            .tenant("broken")
-            .post(
-                "/v1/auth/signup",
-                None,
-                json!({"email": "a@x.com", "password": "a-password"}),
-            )
-            .await;
+        let reply = try_signup(&app, "broken").await;
         reply.assert_error(503, "tenant_unavailable");
         assert!(
             reply.headers.contains_key("retry-after"),
