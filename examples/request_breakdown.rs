@@ -70,7 +70,7 @@ fn settings(dir: &std::path::Path, log_level: &str) -> anyhow::Result<Settings> 
     Ok(settings)
 }
 
-async fn call(app: &axum::Router, request: Request<Body>) -> anyhow::Result<(u16, Vec<u8>)> {
+async fn call(app: &silo::http::Front, request: Request<Body>) -> anyhow::Result<(u16, Vec<u8>)> {
     let response = app.clone().oneshot(request).await?;
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;

@@ -16,7 +16,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use crate::{
     audit::Actor,
     error::Error,
-    http::tenant_layer::ensure_serving,
+    http::tenant::ensure_serving,
     identity::{ApiToken, Role, Scope, User},
     state::AppState,
     tenant::TenantRecord,

@@ -1,15 +1,18 @@
-//! HTTP: the main listener (tenant API) and the admin listener. Read `app` top to bottom for
-//! the request path: limits -> tenant layer (resolve, registry, status, pool) -> routes.
+//! HTTP: the main listener (tenant API) and the admin listener. The request path reads top to
+//! bottom through `front` (id, span, timeout, panics, metrics) -> `tenant` (resolve, registry,
+//! status, limits, pool) -> `routes` -> `extract` (the user, the tenant's connection).
 
 mod admin;
 pub mod extract;
+mod front;
 mod observe;
 mod openapi;
 mod pagination;
 mod routes;
 mod serve;
-mod tenant_layer;
+mod tenant;
 
+pub use front::Front;
 pub use serve::{start, RunningServer};
 
 use std::sync::Arc;
@@ -22,38 +25,25 @@ use axum::{
     routing::get,
     Router,
 };
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{error::Error, state::AppState};
 
-/// The main listener's service.
-pub fn app(state: AppState) -> Router {
+/// The main listener's service: the tenant is resolved before routing, so the path strategy's
+/// prefix is stripped first and an unknown route is answered only once the tenant is known.
+pub fn app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::TenantApi::openapi()).merge(routes::router()),
         "/openapi.json",
     )
     .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
     .with_state(state.clone());
-    // The tenant layer wraps the routes from outside (a fallback service), so it runs before
-    // routing: the path strategy's prefix is stripped first, and an unknown route is answered
-    // only once the tenant is known.
-    let tenant_scoped =
-        Router::new()
-            .fallback_service(routes)
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                tenant_layer::tenant_layer,
-            ));
-    catch_panics(tenant_scoped).layer(middleware::from_fn_with_state(
-        (state, "main"),
-        observe::observe,
-    ))
+    Front::new(state, "main", true, routes)
 }
 
 /// The admin listener's service.
-pub fn admin_app(state: AppState) -> Router {
+pub fn admin_app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::AdminApi::openapi()).merge(admin::router()),
         "/admin/v1/openapi.json",
@@ -64,10 +54,7 @@ pub fn admin_app(state: AppState) -> Router {
     ))
     .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
     .with_state(state.clone());
-    catch_panics(routes).layer(middleware::from_fn_with_state(
-        (state, "admin"),
-        observe::observe,
-    ))
+    Front::new(state, "admin", false, routes)
 }
 
 /// The routes with their OpenAPI document served at `document_path`, route labels for
@@ -80,17 +67,9 @@ fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<Ap
     );
     routes
         .route(document_path, get(move || serve_document(document.clone())))
-        .route_layer(middleware::from_fn(observe::label_route))
+        .route_layer(observe::LabelRoute)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-}
-
-/// Both listeners turn a panic into a JSON `500 internal`; the request timeout (`503 timeout`)
-/// is enforced by `observe`, the outermost layer.
-fn catch_panics(router: Router) -> Router {
-    router.layer(CatchPanicLayer::custom(|_panic| {
-        Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-    }))
 }
 
 async fn serve_document(document: Arc<String>) -> Response {

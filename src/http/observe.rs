@@ -1,76 +1,28 @@
-//! The outermost layer of both listeners: a request id (the client's own `x-request-id` when it
-//! is 1–128 visible ASCII characters, else a new UUID), one span per request carrying the id,
-//! tenant, route and status, one `info` line when the request ends, request metrics, and the
-//! request timeout. One layer does all of it, since every layer is a boxed future per request.
+//! What `front` needs to observe a request: its id (the client's own `x-request-id` when it is
+//! 1–128 visible ASCII characters, else a new UUID), the route template it matched, and the
+//! method, each as a bounded metric label.
 
 use std::{
     collections::HashSet,
+    convert::Infallible,
     sync::{Arc, LazyLock, OnceLock, RwLock},
-    time::{Duration, Instant},
+    task::{Context, Poll},
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::HeaderValue,
-    middleware::Next,
-    response::{IntoResponse, Response},
 };
-use tracing::{field::Empty, Instrument};
-
-use crate::{error::Error, state::AppState};
+use tower::{Layer, Service};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Where `label_route` leaves the route template a request matched (bounded, so it can be a
-/// metric label). Shared through the request rather than returned with the response, so a
-/// request that timed out is still counted under its route.
-#[derive(Clone, Default)]
-struct RouteSlot(Arc<OnceLock<&'static str>>);
-
-/// Which listener a request arrived on.
-pub type Listener = &'static str;
-
-pub async fn observe(
-    State((state, listener)): State<(AppState, Listener)>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let header = match request.headers().get(REQUEST_ID) {
+/// The request's id: the client's when acceptable, else a new one.
+pub fn request_id(request: &Request) -> HeaderValue {
+    match request.headers().get(REQUEST_ID) {
         Some(value) if is_acceptable_id(value.as_bytes()) => value.clone(),
         _ => new_request_id(),
-    };
-    request.headers_mut().insert(REQUEST_ID, header.clone());
-    let route_slot = RouteSlot::default();
-    request.extensions_mut().insert(route_slot.clone());
-    let id = header.to_str().unwrap_or_default();
-    let method = method_label(request.method());
-    let span = tracing::info_span!("request", %id, listener, method = %method, tenant = Empty, route = Empty, status = Empty);
-
-    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    let mut response =
-        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
-            Ok(response) => response,
-            Err(_) => Error::Timeout.into_response(),
-        };
-
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let route = match route_slot.0.get().copied() {
-        // `label_route` recorded it on the span already.
-        Some(route) => route,
-        None => {
-            span.record("route", "unmatched");
-            "unmatched"
-        }
-    };
-    span.record("status", status);
-    tracing::info!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
-    state
-        .metrics
-        .observe_request(listener, method, route, status, elapsed.as_secs_f64());
-    response.headers_mut().insert(REQUEST_ID, header);
-    response
+    }
 }
 
 /// A new request id: a random UUID, written without an intermediate `String`.
@@ -80,17 +32,54 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
-/// Runs inside the router for matched routes only: names the route for the span and metrics.
-pub async fn label_route(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| intern(path.as_str()));
-    if let (Some(route), Some(slot)) = (route, request.extensions().get::<RouteSlot>()) {
-        tracing::Span::current().record("route", route);
-        let _ = slot.0.set(route);
+/// Where [`LabelRoute`] leaves the route template a request matched (bounded, so it can be a
+/// metric label). Shared through the request rather than returned with the response, so a
+/// request that timed out is still counted under its route.
+#[derive(Clone, Default)]
+pub struct RouteSlot(Arc<OnceLock<&'static str>>);
+
+impl RouteSlot {
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().copied()
     }
-    next.run(request).await
+}
+
+/// A route layer (it runs for matched routes only) that names the route for the span and the
+/// metrics. A plain service wrapper: it adds no allocation and no future of its own.
+#[derive(Clone, Copy)]
+pub struct LabelRoute;
+
+impl<S> Layer<S> for LabelRoute {
+    type Service = Labelled<S>;
+
+    fn layer(&self, inner: S) -> Labelled<S> {
+        Labelled(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct Labelled<S>(S);
+
+impl<S: Service<Request, Error = Infallible>> Service<Request> for Labelled<S> {
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> S::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| intern(path.as_str()));
+        if let (Some(route), Some(slot)) = (route, request.extensions().get::<RouteSlot>()) {
+            tracing::Span::current().record("route", route);
+            let _ = slot.0.set(route);
+        }
+        self.0.call(request)
+    }
 }
 
 /// The route templates seen so far, each stored once for the life of the process. They come
@@ -114,7 +103,7 @@ fn intern(route: &str) -> &'static str {
 
 /// The method as a metric label: the standard methods by name, anything else as `other`, so a
 /// client inventing methods cannot grow the number of series.
-fn method_label(method: &axum::http::Method) -> &'static str {
+pub fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",

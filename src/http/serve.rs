@@ -62,10 +62,10 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
 
 async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    app: super::Front,
     mut stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
+    axum::serve(listener, axum::ServiceExt::into_make_service(app))
         .with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         })

@@ -1,12 +1,10 @@
-//! The request path's front half: resolve -> registry -> status -> pool. Runs outside the router
-//! (so the path strategy can strip `/t/<slug>` before routing) and puts a `TenantDb` into the
+//! The request path's front half: resolve -> registry -> status -> limits -> pool. Runs before
+//! routing (so the path strategy can strip `/t/<slug>` first) and puts a `TenantDb` into the
 //! request's extensions; unknown routes are answered after the tenant is resolved.
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{header, Uri},
-    middleware::Next,
-    response::{IntoResponse, Response},
 };
 
 use crate::{
@@ -21,22 +19,13 @@ use crate::{
 /// Paths served without a tenant.
 const TENANTLESS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
-pub async fn tenant_layer(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if TENANTLESS.contains(&request.uri().path()) {
-        return next.run(request).await;
-    }
-    match attach_tenant(&state, &mut request).await {
-        // The admission is held until the response is ready: it is the tenant's concurrency slot.
-        Ok(_admission) => next.run(request).await,
-        Err(error) => error.into_response(),
-    }
+pub fn is_tenantless(path: &str) -> bool {
+    TENANTLESS.contains(&path)
 }
 
-async fn attach_tenant(state: &AppState, request: &mut Request) -> Result<Admission> {
+/// Finds the request's tenant and its pool and attaches them as a [`TenantDb`]. The admission
+/// returned is the tenant's concurrency slot: hold it until the response is ready.
+pub async fn attach(state: &AppState, request: &mut Request) -> Result<Admission> {
     let x_tenant = resolve::single_header(
         request
             .headers()

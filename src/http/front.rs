@@ -1,0 +1,147 @@
+//! The front of both listeners: one service that every request passes through before and after
+//! its route. In order: a request id, a span, the request timeout, a guard against panics, then
+//! (main listener) the tenant, then the routes; on the way out, metrics and one log line.
+//!
+//! It is one hand-written service rather than a stack of `from_fn` layers and nested routers on
+//! purpose: each layer boxes a future and clones a service per request, and measured over HTTP
+//! that glue cost more than all of silo's routing work together (BENCHMARKS.md). Here a request
+//! costs one boxed future before its route.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::Request,
+    response::{IntoResponse, Response},
+    Router,
+};
+use futures::FutureExt;
+use tower::Service;
+use tracing::{field::Empty, Instrument};
+
+use crate::{
+    error::Error,
+    http::{observe, tenant},
+    state::AppState,
+};
+
+/// Which listener a request arrived on (a metric label).
+pub type Listener = &'static str;
+
+/// The service `axum::serve` runs for one listener. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Front(Arc<Shared>);
+
+struct Shared {
+    state: AppState,
+    listener: Listener,
+    /// Resolve a tenant before routing (the main listener) or not (the admin listener).
+    tenant_scoped: bool,
+    routes: Router,
+    timeout: Duration,
+}
+
+impl Front {
+    pub fn new(state: AppState, listener: Listener, tenant_scoped: bool, routes: Router) -> Self {
+        let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+        Self(Arc::new(Shared {
+            state,
+            listener,
+            tenant_scoped,
+            routes,
+            timeout,
+        }))
+    }
+}
+
+impl Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let shared = self.0.clone();
+        Box::pin(async move { Ok(shared.handle(request).await) })
+    }
+}
+
+impl Shared {
+    async fn handle(&self, mut request: Request) -> Response {
+        let started = Instant::now();
+        let id = observe::request_id(&request);
+        request
+            .headers_mut()
+            .insert(observe::REQUEST_ID, id.clone());
+        let route = observe::RouteSlot::default();
+        request.extensions_mut().insert(route.clone());
+        let method = observe::method_label(request.method());
+        let span = tracing::info_span!(
+            "request",
+            id = id.to_str().unwrap_or_default(),
+            listener = self.listener,
+            method,
+            tenant = Empty,
+            route = Empty,
+            status = Empty
+        );
+
+        // A panic anywhere below (tenant, routes, handler) is a JSON 500, not a dropped
+        // connection; the timeout covers everything the request waits for.
+        let guarded = AssertUnwindSafe(self.route(request).instrument(span.clone())).catch_unwind();
+        let mut response = match tokio::time::timeout(self.timeout, guarded).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_panic)) => {
+                Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+            }
+            Err(_elapsed) => Error::Timeout.into_response(),
+        };
+
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        let route = route.get().unwrap_or_else(|| {
+            span.record("route", "unmatched");
+            "unmatched"
+        });
+        span.record("status", status);
+        tracing::info!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
+        self.state.metrics.observe_request(
+            self.listener,
+            method,
+            route,
+            status,
+            elapsed.as_secs_f64(),
+        );
+        response.headers_mut().insert(observe::REQUEST_ID, id);
+        response
+    }
+
+    /// The tenant (main listener), then the routes.
+    async fn route(&self, mut request: Request) -> Response {
+        // Held until the response is ready: it is the tenant's concurrency slot.
+        let _admission = if self.tenant_scoped && !tenant::is_tenantless(request.uri().path()) {
+            match tenant::attach(&self.state, &mut request).await {
+                Ok(admission) => Some(admission),
+                Err(error) => return error.into_response(),
+            }
+        } else {
+            None
+        };
+        // axum's `Router` is always ready, so it is called without `poll_ready`; cloning it
+        // clones an `Arc`.
+        match self.routes.clone().call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
