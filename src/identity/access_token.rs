@@ -35,14 +35,20 @@ pub struct AccessTokens {
     ttl_secs: u64,
     /// Each tenant's keys, derived once: an HMAC per request saved on the hot path.
     keys: DashMap<TenantId, Arc<(EncodingKey, DecodingKey)>>,
+    /// HS256 only, `exp`, `iat` and `sub` required; built once, as it allocates.
+    validation: Validation,
 }
 
 impl AccessTokens {
     pub fn new(secrets: Secrets, ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             secrets,
             ttl_secs,
             keys: DashMap::new(),
+            validation,
         }
     }
 
@@ -75,6 +81,10 @@ impl AccessTokens {
     }
 
     fn keys_of(&self, tenant: TenantId) -> Arc<(EncodingKey, DecodingKey)> {
+        // A read lock for every request after the tenant's first; a write lock only to add.
+        if let Some(keys) = self.keys.get(&tenant) {
+            return keys.clone();
+        }
         self.keys
             .entry(tenant)
             .or_insert_with(|| {
@@ -89,15 +99,12 @@ impl AccessTokens {
 
     /// Verifies signature (this tenant's key, HS256 only), expiry and every claim.
     pub fn verify(&self, tenant: TenantId, token: &str) -> Result<AccessClaims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         let keys = self.keys_of(tenant);
         let key = &keys.1;
-        let claims = decode::<AccessClaims>(token, key, &validation)
+        let claims = decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| Error::Unauthorized("the access token is invalid or expired"))?
             .claims;
-        if claims.tid != tenant.to_string() {
+        if claims.tid != tenant.encode(&mut TenantId::encode_buffer()) {
             return Err(Error::Unauthorized(
                 "the access token belongs to another tenant",
             ));

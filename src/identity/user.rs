@@ -39,12 +39,18 @@ pub fn validate_name(field: &str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-const COLUMNS: &str = "id, email, name, role, created_at";
+/// The columns `from_row` reads, as a macro so queries are `concat!`-ed at compile time: the
+/// per-request user check builds no SQL string.
+macro_rules! columns {
+    () => {
+        "id, email, name, role, created_at"
+    };
+}
 
 impl User {
     /// The per-request check: a removed user or a changed role takes effect at once.
     pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -56,8 +62,10 @@ impl User {
         conn: &mut AnyConnection,
         email: &Email,
     ) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", password_hash FROM users WHERE email = $1"
         ))
         .bind(email.as_str())
         .fetch_optional(&mut *conn)
@@ -104,8 +112,10 @@ impl User {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM users WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
         ))
         .bind(after.unwrap_or_default())
         .bind(i64::from(limit))

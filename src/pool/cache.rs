@@ -118,11 +118,13 @@ impl TenantPools {
     /// The tenant's pool, opened on first use. A database that cannot be reached, or no room
     /// in its server's connection budget in time, is `503 tenant_unavailable` for this tenant only.
     pub async fn get(&self, tenant: &TenantRecord) -> Result<AnyPool> {
-        // A hit (nearly every request) skips building the opening future.
+        // A hit (nearly every request) skips building the opening future. The miss is boxed:
+        // opening a pool is a large future, and inline it would make every hit's future (and
+        // every future awaiting it, up to the request's) as large and as slow to move.
         let cached = self.cache.get(&tenant.id).await;
         let open = match cached {
             Some(open) => Ok(open),
-            None => self.cache.try_get_with(tenant.id, self.open(tenant)).await,
+            None => Box::pin(self.cache.try_get_with(tenant.id, self.open(tenant))).await,
         }
         .map_err(|error: Arc<Error>| match *error {
             // A full budget: already logged where it was decided.

@@ -93,18 +93,27 @@ impl RegistryCache {
         Fut: Future<Output = Result<V>>,
     {
         let seen = self.generation.load(Ordering::Acquire);
-        // A hit (nearly every request) looks the key up borrowed: no `String` is made.
+        // A hit (nearly every request) looks the key up borrowed: no `String` is made. The
+        // miss is boxed: its loading future is large, and inline it would make every hit's
+        // future (and every future awaiting it, up to the request's) as large and as slow to
+        // move.
         let value = match cache.get(key).await {
             Some(value) => value,
-            None => cache
-                .try_get_with(key.to_owned(), load())
-                .await
-                .map_err(shared_error)?,
+            None => Box::pin(Self::load(cache, key, &load)).await?,
         };
         if self.generation.load(Ordering::Acquire) == seen {
             return Ok(value);
         }
         cache.invalidate(key).await;
+        Box::pin(Self::load(cache, key, &load)).await
+    }
+
+    async fn load<V, F, Fut>(cache: &Cache<String, V>, key: &str, load: &F) -> Result<V>
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V>>,
+    {
         cache
             .try_get_with(key.to_owned(), load())
             .await

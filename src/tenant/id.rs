@@ -15,6 +15,16 @@ impl TenantId {
         Self(Uuid::now_v7())
     }
 
+    /// A buffer for [`TenantId::encode`].
+    pub fn encode_buffer() -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+        [0; uuid::fmt::Hyphenated::LENGTH]
+    }
+
+    /// The id's text (as `Display` writes it) in `buffer`, without allocating.
+    pub fn encode(self, buffer: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
+
     /// A short form for names that must stay brief (database roles), unique enough per server.
     pub fn short(&self) -> String {
         self.0.simple().to_string()
@@ -50,6 +60,12 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text, text.to_lowercase());
         assert_eq!(text.parse::<TenantId>().unwrap(), id);
+    }
+
+    #[test]
+    fn encoded_ids_are_their_display() {
+        let id = TenantId::new();
+        assert_eq!(id.encode(&mut TenantId::encode_buffer()), id.to_string());
     }
 
     #[test]

@@ -73,7 +73,13 @@ fn validate_description(description: Option<String>) -> Result<Option<String>> {
     }
 }
 
-const COLUMNS: &str = "id, name, description, owner_id, created_at, updated_at";
+/// The columns `from_row` reads, as a macro so queries are `concat!`-ed at compile time rather
+/// than formatted per request.
+macro_rules! columns {
+    () => {
+        "id, name, description, owner_id, created_at, updated_at"
+    };
+}
 
 /// Projects, newest first (viewer+; API tokens need `projects:read`).
 #[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageQuery), security(("bearer" = [])), responses(
@@ -86,8 +92,10 @@ async fn list_projects(
 ) -> Result<Json<Page<Project>>> {
     user.require_scoped(Role::Viewer, Scope::ProjectsRead)?;
     let page = query.parse()?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
     ))
     .bind(page.after.unwrap_or_default())
     .bind(i64::from(page.limit) + 1)
@@ -119,8 +127,10 @@ async fn create_project(
         created_at: now,
         updated_at: now,
     };
-    sqlx::query(&format!(
-        "INSERT INTO projects ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    sqlx::query(concat!(
+        "INSERT INTO projects (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6)"
     ))
     .bind(&project.id)
     .bind(&project.name)
@@ -211,10 +221,14 @@ async fn delete_project(
 }
 
 async fn find(conn: &mut AnyConnection, id: &str) -> Result<Project> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM projects WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref()
         .map(from_row)
         .transpose()?
