@@ -25,6 +25,7 @@ use axum::{
     routing::get,
     Router,
 };
+use tower::ServiceBuilder;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -36,8 +37,8 @@ pub fn app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::TenantApi::openapi()).merge(routes::router()),
         "/openapi.json",
+        &state,
     )
-    .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
     .with_state(state.clone());
     Front::new(state, "main", true, routes)
 }
@@ -47,19 +48,23 @@ pub fn admin_app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::AdminApi::openapi()).merge(admin::router()),
         "/admin/v1/openapi.json",
+        &state,
     )
     .layer(middleware::from_fn_with_state(
         state.clone(),
         admin::require_admin_token,
     ))
-    .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes))
     .with_state(state.clone());
     Front::new(state, "admin", false, routes)
 }
 
 /// The routes with their OpenAPI document served at `document_path`, route labels for
-/// observation, and our JSON answers for unknown routes and methods.
-fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<AppState> {
+/// observation, the body limit, and our JSON answers for unknown routes and methods.
+fn documented(
+    router: OpenApiRouter<AppState>,
+    document_path: &str,
+    state: &AppState,
+) -> Router<AppState> {
     let (routes, api) = router.split_for_parts();
     let document = Arc::new(
         api.to_pretty_json()
@@ -67,9 +72,15 @@ fn documented(router: OpenApiRouter<AppState>, document_path: &str) -> Router<Ap
     );
     routes
         .route(document_path, get(move || serve_document(document.clone())))
-        .route_layer(observe::LabelRoute)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // One layer for both: axum wraps every route in each layer given, and each wrapping is
+        // an allocation, a boxed future and a clone per request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(observe::LabelRoute)
+                .layer(DefaultBodyLimit::max(state.settings.http.body_limit_bytes)),
+        )
 }
 
 async fn serve_document(document: Arc<String>) -> Response {
