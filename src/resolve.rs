@@ -1,6 +1,6 @@
 //! Which tenant a request names: Host (custom domain or subdomain), `X-Tenant`, or `/t/<slug>/`.
 //! Pure: it reads the request's facts and returns what they claim. Looking the claims up is the
-//! tenant layer's job; deciding between them is [`decide`].
+//! job of `http::tenant`; deciding between them is [`decide`].
 
 use crate::error::Error;
 

@@ -1,5 +1,5 @@
 //! Typed extractors. `Json` and `Query` give our error shape instead of axum's text;
-//! `TenantDb` and `CurrentUser` carry what the tenant layer resolved for this request only.
+//! `TenantDb` and `CurrentUser` carry what `http::tenant` resolved for this request only.
 
 use axum::{
     extract::{
@@ -101,7 +101,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// The resolved tenant and a connection to its own database. Only the tenant layer creates
+/// The resolved tenant and a connection to its own database. Only `http::tenant` creates
 /// one, so a handler can reach no other tenant's database.
 ///
 /// The connection is taken from the tenant's pool on first use and then shared by everything
@@ -153,10 +153,10 @@ impl TenantDb {
 
     async fn acquire(&self) -> Result<PoolConnection<Any>, Error> {
         match self.request.pool.acquire().await {
-            // The pool closed between the tenant layer finding it and this query (it was idle,
+            // The pool closed between `http::tenant` finding it and this query (it was idle,
             // it made room in the server's connection budget, or the tenant changed). Open it
             // again only if the registry still serves this very tenant: a tenant deleted or
-            // suspended meanwhile gets the answer the tenant layer would now give.
+            // suspended meanwhile gets the answer `http::tenant` would now give.
             Err(sqlx::Error::PoolClosed) => {
                 let state = &self.request.state;
                 let current = state
@@ -180,7 +180,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
         parts.extensions.get::<TenantDb>().cloned().ok_or_else(|| {
             Error::Internal(anyhow::anyhow!(
-                "a tenant route ran without the tenant layer"
+                "a tenant route ran without its tenant resolved"
             ))
         })
     }

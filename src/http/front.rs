@@ -145,3 +145,59 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Settings;
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let mut settings: Settings = serde_json::from_value(serde_json::json!({})).unwrap();
+        settings.data_dir = dir.join("data");
+        settings.servers.get_mut("local").unwrap().url =
+            format!("sqlite://{}", dir.join("tenants").display());
+        settings.secrets.master_key = "front-test-master-key-0123456789".into();
+        settings.validate().unwrap();
+        AppState::build(settings).await.unwrap()
+    }
+
+    async fn boom() -> Response {
+        panic!("a handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_route_is_a_json_500_with_its_request_id_and_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let routes = Router::new()
+            .route("/boom", get(boom))
+            .layer(observe::LabelRoute);
+        let front = Front::new(state.clone(), "admin", false, routes);
+
+        let request = Request::get("/boom")
+            .header(observe::REQUEST_ID, "boom-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = front.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[observe::REQUEST_ID], "boom-1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        let metrics = state.metrics.render(0, &[]);
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with("silo_http_requests_total{")
+                    && line.contains("route=\"/boom\"")
+                    && line.contains("status=\"500\"")),
+            "the panic is not counted under its route:\n{metrics}"
+        );
+    }
+}
