@@ -44,8 +44,9 @@ impl RouteSlot {
     }
 }
 
-/// A route layer (it runs for matched routes only) that names the route for the span and the
-/// metrics. A plain service wrapper: it adds no allocation and no future of its own.
+/// A layer around every route that names the route for the span and the metrics (the route
+/// template axum matched; the fallbacks, which match none, name nothing and count as
+/// `unmatched`). A plain service wrapper: it adds no allocation and no future of its own.
 #[derive(Clone, Copy)]
 pub struct LabelRoute;
 
