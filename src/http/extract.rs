@@ -152,7 +152,7 @@ impl TenantDb {
     }
 
     async fn acquire(&self) -> Result<PoolConnection<Any>, Error> {
-        match self.request.pool.acquire().await {
+        match take(&self.request.pool).await {
             // The pool closed between `http::tenant` finding it and this query (it was idle,
             // it made room in the server's connection budget, or the tenant changed). Open it
             // again only if the registry still serves this very tenant: a tenant deleted or
@@ -172,6 +172,27 @@ impl TenantDb {
             acquired => Ok(acquired?),
         }
     }
+}
+
+/// How many times a request lets the runtime run before it gives up waiting for a tenant's only
+/// connection to come back (see [`take`]).
+const HANDBACK_YIELDS: usize = 3;
+
+/// A connection from `pool`. A tenant whose only connection is checked out is most often handing
+/// it back: sqlx pings a connection on its way back to the pool, and an `acquire` meanwhile would
+/// open a second one (for SQLite, a thread, a file and a schema parse) that then stays in
+/// rotation. So such a request first lets the runtime run the hand-back; if the connection is
+/// really busy, it goes on to `acquire` as before.
+async fn take(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
+    if pool.size() == 1 && pool.num_idle() == 0 {
+        for _ in 0..HANDBACK_YIELDS {
+            tokio::task::yield_now().await;
+            if pool.num_idle() > 0 {
+                break;
+            }
+        }
+    }
+    pool.acquire().await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
