@@ -134,6 +134,13 @@ impl<'a> TenantClient<'a> {
         self.send(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Asserts the tenant is served: a new user signs up and reads `/v1/me`.
+    pub async fn assert_serves(&self, email: &str, password: &str) {
+        let session = self.signup(email, password).await;
+        let me = self.get("/v1/me", &session.access_token).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+    }
+
     pub async fn signup(&self, email: &str, password: &str) -> Session {
         let reply = self
             .post(
