@@ -390,11 +390,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (
             "projects query, 21 rows (also in the baseline)",
             time(&args, || async {
+                let mut conn = pool.acquire().await.expect("a connection");
                 black_box(
                     sqlx::query(SQL)
                         .bind("")
                         .bind(21_i64)
-                        .fetch_all(&pool)
+                        .fetch_all(&mut *conn)
                         .await
                         .expect("query"),
                 );

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
     sqlite::SqliteConnectOptions,
-    AnyPool, ConnectOptions, Executor,
+    AnyConnection, AnyPool, ConnectOptions, Executor,
 };
 
 /// Registers the SQLite and PostgreSQL drivers with `sqlx::Any` (idempotent).
@@ -37,31 +37,41 @@ pub struct PoolShape {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Opens a pool and checks one connection, so a bad URL fails here rather than on first use.
-pub async fn open(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error> {
+/// How to connect to `url`, statements unlogged (they would log at info on every request).
+pub fn connect_options(url: &str) -> Result<AnyConnectOptions, sqlx::Error> {
     install_drivers();
     let options: AnyConnectOptions = url.parse()?;
-    let options = options.disable_statement_logging();
-    // A local file cannot have dropped the connection: no liveness ping (one round trip to the
-    // connection's thread) before every acquire. Server databases keep the ping.
-    let local_file = url.starts_with("sqlite:");
+    Ok(options.disable_statement_logging())
+}
+
+/// A local file cannot have dropped a connection, so an idle one needs no liveness ping (one
+/// round trip to the connection's thread) before use. Server databases keep the ping.
+pub fn is_local_file(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Settings every new connection gets before its first use.
+pub async fn prepare_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "SQLite" {
+        // WAL lets readers and a writer proceed together; NORMAL sync is durable at
+        // checkpoints and is what WAL is designed for.
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .await?;
+    }
+    Ok(())
+}
+
+/// Opens an sqlx pool (the registry, and control-path work on one tenant) and checks one
+/// connection, so a bad URL fails here rather than on first use. Tenant pools on the request
+/// path are `pool::TenantPool`s instead.
+pub async fn open(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
-        .test_before_acquire(!local_file)
+        .test_before_acquire(!is_local_file(url))
         .max_connections(shape.max_connections)
         .min_connections(0)
         .acquire_timeout(shape.acquire_timeout)
         .idle_timeout(shape.idle_timeout)
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                if conn.backend_name() == "SQLite" {
-                    // WAL lets readers and a writer proceed together; NORMAL sync is durable
-                    // at checkpoints and is what WAL is designed for.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-                        .await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_with(options)
+        .after_connect(|conn, _meta| Box::pin(prepare_connection(conn)))
+        .connect_with(connect_options(url)?)
         .await
 }

@@ -63,8 +63,10 @@ impl MigrationLocks {
 }
 
 /// Brings one tenant database up to date; returns its schema version afterwards.
-pub async fn migrate_tenant(pool: &AnyPool) -> Result<i64, sqlx::migrate::MigrateError> {
-    TENANT.run(pool).await?;
+pub async fn migrate_tenant(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<i64, sqlx::migrate::MigrateError> {
+    TENANT.run_direct(conn).await?;
     Ok(tenant_target_version())
 }
 

@@ -126,4 +126,16 @@ impl AppState {
         self.pools.close_all().await;
         self.registry.close().await;
     }
+
+    /// A state on the shipped defaults, its files under `dir`, for unit tests.
+    #[cfg(test)]
+    pub(crate) async fn for_tests(dir: &std::path::Path) -> Self {
+        let mut settings: Settings = serde_json::from_value(serde_json::json!({})).unwrap();
+        settings.data_dir = dir.join("data");
+        settings.servers.get_mut("local").unwrap().url =
+            format!("sqlite://{}", dir.join("tenants").display());
+        settings.secrets.master_key = "unit-test-master-key-0123456789ab".into();
+        settings.validate().unwrap();
+        Self::build(settings).await.unwrap()
+    }
 }

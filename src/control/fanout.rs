@@ -276,7 +276,10 @@ async fn migrate_one(
             .transition(&tenant, &serving, Status::Migrating)
             .await?;
         let pool = storage::connect(state, &tenant).await?;
-        let migrated = schema::migrate_tenant(&pool).await;
+        let migrated = match pool.acquire().await {
+            Ok(mut conn) => schema::migrate_tenant(&mut conn).await,
+            Err(error) => Err(error.into()),
+        };
         pool.close().await;
         Result::<i64>::Ok(migrated.map_err(anyhow::Error::from)?)
     }

@@ -188,7 +188,7 @@ async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result
     storage::create_database(state, record).await?;
     let pool = storage::connect(state, record).await?;
     let result = async {
-        let version = schema::migrate_tenant(&pool)
+        let version = schema::migrate_tenant(&mut *pool.acquire().await?)
             .await
             .map_err(anyhow::Error::from)?;
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.

@@ -131,7 +131,7 @@ async fn ensure_sqlite_template(dir: &Path) -> Result<PathBuf> {
             idle_timeout: None,
         };
         let pool = database::open(&database::sqlite_url(&building, true), shape).await?;
-        schema::migrate_tenant(&pool).await?;
+        schema::migrate_tenant(&mut *pool.acquire().await?).await?;
         // A rollback-journal file is one self-contained file, safe to copy; each tenant's
         // own pool switches its copy to WAL on first open.
         sqlx::query("PRAGMA journal_mode = DELETE")

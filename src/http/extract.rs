@@ -9,8 +9,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool};
-use std::sync::Arc;
+use sqlx::AnyConnection;
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::{
@@ -18,6 +21,7 @@ use crate::{
     error::Error,
     http::tenant::ensure_serving,
     identity::{ApiToken, Role, Scope, User},
+    pool::{PooledConnection, TenantPool},
     state::AppState,
     tenant::TenantRecord,
 };
@@ -106,9 +110,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 ///
 /// The connection is taken from the tenant's pool on first use and then shared by everything
 /// the request does: the user check of [`CurrentUser`] and the handler's own queries run on it,
-/// so a request costs one acquisition and one hand-back, not one per query (each hand-back of a
-/// SQLite connection is a round trip to its thread). It goes back to the pool when the request
-/// is done, or earlier through [`TenantDb::release`].
+/// so a request costs one acquisition and one hand-back, not one per query.
+///
+/// It goes back to the pool earlier through [`TenantDb::release`], or when the request is done
+/// if [`TenantDb::finish`] said it ended well. A request cut off (the timeout, a client gone, a
+/// panic) may have left a statement running or a transaction open on it, and one that failed
+/// with a server error may have left the connection broken: then the connection is closed
+/// rather than handed to the tenant's next request. The pool hands connections back without a
+/// liveness ping, so this is what keeps it safe.
 #[derive(Clone)]
 pub struct TenantDb {
     pub tenant: Arc<TenantRecord>,
@@ -117,20 +126,29 @@ pub struct TenantDb {
 
 struct RequestConnection {
     state: AppState,
-    pool: AnyPool,
-    held: Mutex<Option<PoolConnection<Any>>>,
+    pool: TenantPool,
+    held: Mutex<Option<PooledConnection>>,
+    /// Set by [`TenantDb::finish`]: the request ran to completion without a server error.
+    reusable: AtomicBool,
 }
 
 impl TenantDb {
-    pub(crate) fn new(state: AppState, tenant: Arc<TenantRecord>, pool: AnyPool) -> Self {
+    pub(crate) fn new(state: AppState, tenant: Arc<TenantRecord>, pool: TenantPool) -> Self {
         Self {
             tenant,
             request: Arc::new(RequestConnection {
                 state,
                 pool,
                 held: Mutex::new(None),
+                reusable: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Says how the request ended: a connection still held goes back to the pool only if
+    /// `ended_well`, else it is closed (see [`TenantDb`]).
+    pub(crate) fn finish(&self, ended_well: bool) {
+        self.request.reusable.store(ended_well, Ordering::Release);
     }
 
     /// This request's connection, taken from the tenant's pool on first use. Hold the guard
@@ -151,8 +169,8 @@ impl TenantDb {
         self.request.held.lock().await.take();
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<Any>, Error> {
-        match take(&self.request.pool).await {
+    async fn acquire(&self) -> Result<PooledConnection, Error> {
+        match self.request.pool.acquire().await {
             // The pool closed between `http::tenant` finding it and this query (it was idle,
             // it made room in the server's connection budget, or the tenant changed). Open it
             // again only if the registry still serves this very tenant: a tenant deleted or
@@ -174,26 +192,14 @@ impl TenantDb {
     }
 }
 
-/// How many times a request lets the runtime run before it gives up waiting for a tenant's only
-/// connection to come back (see [`take`]).
-const HANDBACK_YIELDS: usize = 3;
-
-/// A connection from `pool`. A tenant whose only connection is checked out may just be handing
-/// it back: sqlx pings a connection on its way back to the pool, and an `acquire` meanwhile would
-/// open a second one (for SQLite, a thread, a file and a schema parse) that then stays in
-/// rotation. So such a request first lets the runtime run the hand-back; if the connection is
-/// really busy, it goes on to `acquire` as before. Measured in BENCHMARKS.md (run 11: about half
-/// the connections opened during the uniform load, and 50 MB less resident memory).
-async fn take(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
-    if pool.size() == 1 && pool.num_idle() == 0 {
-        for _ in 0..HANDBACK_YIELDS {
-            tokio::task::yield_now().await;
-            if pool.num_idle() > 0 {
-                break;
+impl Drop for RequestConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.held.get_mut().take() {
+            if !self.reusable.load(Ordering::Acquire) {
+                conn.discard();
             }
         }
     }
-    pool.acquire().await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
@@ -321,4 +327,90 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        database::{self, PoolShape},
+        tenant::{Slug, Status, TenantId},
+    };
+
+    fn tenant() -> Arc<TenantRecord> {
+        Arc::new(TenantRecord {
+            id: TenantId::new(),
+            slug: Slug::parse_shape("acme").unwrap(),
+            name: "acme".into(),
+            plan: "free".into(),
+            status: Status::Active,
+            server: "local".into(),
+            database: "acme.db".into(),
+            schema_version: 1,
+            domains: vec![],
+            created_at: 0,
+            last_error: None,
+        })
+    }
+
+    /// Runs `sql` on the request's connection.
+    async fn run(db: &TenantDb, sql: &str) -> Result<(), sqlx::Error> {
+        let mut conn = db.conn().await.expect("a connection");
+        sqlx::query(sql).execute(&mut *conn).await.map(drop)
+    }
+
+    #[tokio::test]
+    async fn a_connection_goes_back_to_the_pool_only_from_a_request_that_ended_well() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::for_tests(dir.path()).await;
+        let url = database::sqlite_url(&dir.path().join("acme.db"), true);
+        let shape = PoolShape {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+        };
+        let pool = TenantPool::open(&url, shape).await.unwrap();
+        let request = || TenantDb::new(state.clone(), tenant(), pool.clone());
+
+        // Ended well: the next request gets the same connection (its temporary table shows it).
+        let db = request();
+        run(&db, "CREATE TEMP TABLE session_mark (x)")
+            .await
+            .unwrap();
+        db.finish(true);
+        drop(db);
+        let db = request();
+        run(&db, "SELECT x FROM session_mark").await.unwrap();
+
+        // Cut off inside a transaction (never finished): the transaction dies with its
+        // connection, and the next request starts on a new one.
+        run(&db, "CREATE TABLE projects (name TEXT)").await.unwrap();
+        run(&db, "BEGIN").await.unwrap();
+        run(&db, "INSERT INTO projects VALUES ('half-done')")
+            .await
+            .unwrap();
+        drop(db);
+        let db = request();
+        let error = run(&db, "SELECT x FROM session_mark").await.unwrap_err();
+        assert!(error.to_string().contains("no such table"), "{error}");
+        run(&db, "BEGIN").await.expect("no transaction left open");
+        run(&db, "ROLLBACK").await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+            .fetch_one(&mut *db.conn().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "the cut-off request's write was rolled back");
+
+        // Ended with a server error: closed as well.
+        run(&db, "CREATE TEMP TABLE session_mark (x)")
+            .await
+            .unwrap();
+        db.finish(false);
+        drop(db);
+        let db = request();
+        assert!(run(&db, "SELECT x FROM session_mark").await.is_err());
+        assert_eq!(pool.size(), 1, "one connection at a time, never two");
+    }
 }

@@ -128,10 +128,12 @@ impl Shared {
 
     /// The tenant (main listener), then the routes.
     async fn route(&self, mut request: Request) -> Response {
-        // Held until the response is ready: it is the tenant's concurrency slot.
-        let _admission = if self.tenant_scoped && !tenant::is_tenantless(request.uri().path()) {
+        // The admission is held until the response is ready: it is the tenant's concurrency
+        // slot. If this future is dropped before then, `tenant` is too, unfinished, and the
+        // request's connection is closed rather than reused.
+        let tenant = if self.tenant_scoped && !tenant::is_tenantless(request.uri().path()) {
             match tenant::attach(&self.state, &mut request).await {
-                Ok(admission) => Some(admission),
+                Ok(attached) => Some(attached),
                 Err(error) => return error.into_response(),
             }
         } else {
@@ -139,10 +141,14 @@ impl Shared {
         };
         // axum's `Router` is always ready, so it is called without `poll_ready`; cloning it
         // clones an `Arc`.
-        match self.routes.clone().call(request).await {
+        let response = match self.routes.clone().call(request).await {
             Ok(response) => response,
             Err(never) => match never {},
+        };
+        if let Some((_admission, db)) = tenant {
+            db.finish(!response.status().is_server_error());
         }
+        response
     }
 }
 
@@ -152,17 +158,6 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::Settings;
-
-    async fn state(dir: &std::path::Path) -> AppState {
-        let mut settings: Settings = serde_json::from_value(serde_json::json!({})).unwrap();
-        settings.data_dir = dir.join("data");
-        settings.servers.get_mut("local").unwrap().url =
-            format!("sqlite://{}", dir.join("tenants").display());
-        settings.secrets.master_key = "front-test-master-key-0123456789".into();
-        settings.validate().unwrap();
-        AppState::build(settings).await.unwrap()
-    }
 
     async fn boom() -> Response {
         panic!("a handler bug")
@@ -171,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_route_is_a_json_500_with_its_request_id_and_is_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let state = state(dir.path()).await;
+        let state = AppState::for_tests(dir.path()).await;
         let routes = Router::new()
             .route("/boom", get(boom))
             .layer(observe::LabelRoute);

@@ -72,9 +72,11 @@ async fn serve(
         .await
 }
 
-/// Closes idle tenant pools on time even when no request arrives to trigger moka's upkeep.
+/// Closes idle tenant pools, and idle connections of open ones, on time even when no request
+/// arrives to trigger moka's upkeep.
 async fn housekeeping(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
     let every = Duration::from_secs(state.settings.pool.idle_ttl_secs)
+        .min(crate::database::CONNECTION_IDLE_TIMEOUT)
         .div_f32(2.0)
         .clamp(Duration::from_millis(200), Duration::from_secs(30));
     loop {

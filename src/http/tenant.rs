@@ -23,9 +23,10 @@ pub fn is_tenantless(path: &str) -> bool {
     TENANTLESS.contains(&path)
 }
 
-/// Finds the request's tenant and its pool and attaches them as a [`TenantDb`]. The admission
-/// returned is the tenant's concurrency slot: hold it until the response is ready.
-pub async fn attach(state: &AppState, request: &mut Request) -> Result<Admission> {
+/// Finds the request's tenant and its pool and attaches them as a [`TenantDb`]. Returned with
+/// the tenant's concurrency slot (hold it until the response is ready) and a copy of the
+/// `TenantDb`, on which to call [`TenantDb::finish`] once the response is ready.
+pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admission, TenantDb)> {
     let x_tenant = resolve::single_header(
         request
             .headers()
@@ -72,10 +73,9 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<Admission
     if let Some(path) = claims.stripped_path {
         *request.uri_mut() = strip_prefix(request.uri(), &path)?;
     }
-    request
-        .extensions_mut()
-        .insert(TenantDb::new(state.clone(), tenant, pool));
-    Ok(admission)
+    let db = TenantDb::new(state.clone(), tenant, pool);
+    request.extensions_mut().insert(db.clone());
+    Ok((admission, db))
 }
 
 /// Only an active tenant is served; each other status has its own answer.

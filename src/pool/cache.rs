@@ -17,10 +17,9 @@ use moka::{
     notification::RemovalCause,
     ops::compute::{CompResult, Op},
 };
-use sqlx::AnyPool;
 
 use crate::{
-    database::{self, PoolShape},
+    database::PoolShape,
     error::{Error, Result},
     registry::Registry,
     schema::{self, MigrationLocks},
@@ -30,7 +29,7 @@ use crate::{
 
 use super::{
     budget::{Budgets, Reservation},
-    Servers,
+    Servers, TenantPool,
 };
 
 /// How often a cold tenant waiting for room in a full budget looks again for a pool to close.
@@ -55,7 +54,7 @@ pub struct PoolPolicy {
 #[derive(Clone)]
 struct OpenPool {
     server: Arc<str>,
-    pool: AnyPool,
+    pool: TenantPool,
     /// Milliseconds since [`TenantPools::epoch`]; the budget closes the smallest first.
     last_used: Arc<AtomicU64>,
     /// Released by the eviction listener once the pool has closed.
@@ -117,7 +116,7 @@ impl TenantPools {
 
     /// The tenant's pool, opened on first use. A database that cannot be reached, or no room
     /// in its server's connection budget in time, is `503 tenant_unavailable` for this tenant only.
-    pub async fn get(&self, tenant: &TenantRecord) -> Result<AnyPool> {
+    pub async fn get(&self, tenant: &TenantRecord) -> Result<TenantPool> {
         // A hit (nearly every request) skips building the opening future. The miss is boxed:
         // opening a pool is a large future, and inline it would make every hit's future (and
         // every future awaiting it, up to the request's) as large and as slow to move.
@@ -155,7 +154,7 @@ impl TenantPools {
         // Room first: once open, sqlx may open the pool's connections whenever it likes. A failed
         // open below drops the reservation, giving the room back.
         let reservation = self.reserve(tenant).await?;
-        let pool = database::open(&url, self.policy.shape)
+        let pool = TenantPool::open(&url, self.policy.shape)
             .await
             .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
         if let Err(error) = self.bring_schema_up_to_date(tenant, &pool).await {
@@ -174,7 +173,11 @@ impl TenantPools {
 
     /// A router never serves an old schema: bring it up to date, or refuse the tenant (503)
     /// until `silo migrate` has done so.
-    async fn bring_schema_up_to_date(&self, tenant: &TenantRecord, pool: &AnyPool) -> Result<()> {
+    async fn bring_schema_up_to_date(
+        &self,
+        tenant: &TenantRecord,
+        pool: &TenantPool,
+    ) -> Result<()> {
         if tenant.schema_version >= schema::tenant_target_version() {
             return Ok(());
         }
@@ -187,7 +190,8 @@ impl TenantPools {
             .into());
         }
         let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
-        let version = schema::migrate_tenant(pool)
+        let mut conn = pool.acquire().await?;
+        let version = schema::migrate_tenant(&mut conn)
             .await
             .map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
         self.registry.set_schema_version(tenant, version).await?;
@@ -320,14 +324,18 @@ impl TenantPools {
         self.cache.entry_count()
     }
 
-    /// Runs moka's deferred work, so idle pools close even when no request arrives.
+    /// Runs moka's deferred work, so idle pools close even when no request arrives, and closes
+    /// the connections that open pools no longer need.
     pub async fn run_housekeeping(&self) {
         self.cache.run_pending_tasks().await;
+        for (_, open) in self.cache.iter() {
+            open.pool.close_idle().await;
+        }
     }
 
     /// Closes every pool (shutdown).
     pub async fn close_all(&self) {
-        let pools: Vec<AnyPool> = self.cache.iter().map(|(_, open)| open.pool).collect();
+        let pools: Vec<TenantPool> = self.cache.iter().map(|(_, open)| open.pool).collect();
         self.cache.invalidate_all();
         for pool in pools {
             pool.close().await;

@@ -4,9 +4,11 @@
 
 mod budget;
 mod cache;
+mod connections;
 pub mod futex;
 mod server;
 
 pub use budget::Budgets;
 pub use cache::{PoolPolicy, TenantPools};
+pub use connections::{PooledConnection, TenantPool};
 pub use server::{Server, Servers};

@@ -238,9 +238,17 @@ async fn an_expired_token_is_refused() {
     let team = team(&app, "acme").await;
     let created = create(&app, &team.member.access_token, json!(["projects:read"])).await;
     let tenant = silo::control::find(&app.state, "acme").await.unwrap();
-    let pool = app.state.pools.get(&tenant).await.unwrap();
+    let mut conn = app
+        .state
+        .pools
+        .get(&tenant)
+        .await
+        .unwrap()
+        .acquire()
+        .await
+        .unwrap();
     sqlx::query("UPDATE api_tokens SET expires_at = 1")
-        .execute(&pool)
+        .execute(&mut *conn)
         .await
         .unwrap();
     app.tenant("acme")

@@ -94,9 +94,17 @@ async fn an_expired_invitation_is_refused() {
     let token = invite(&app, "acme", &team.admin.access_token, "late@acme.test").await;
     // Age the invitation in the tenant's own database, as seven days would.
     let tenant = silo::control::find(&app.state, "acme").await.unwrap();
-    let pool = app.state.pools.get(&tenant).await.unwrap();
+    let mut conn = app
+        .state
+        .pools
+        .get(&tenant)
+        .await
+        .unwrap()
+        .acquire()
+        .await
+        .unwrap();
     sqlx::query("UPDATE invitations SET expires_at = 0")
-        .execute(&pool)
+        .execute(&mut *conn)
         .await
         .unwrap();
     let reply = app
