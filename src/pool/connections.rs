@@ -110,12 +110,22 @@ impl TenantPool {
             discard: false,
         };
         loop {
-            let idle = inner.lock_idle().stack.pop();
-            let Some((mut conn, _since)) = idle else {
-                checked_out.conn = Some(inner.connect().await?);
-                return Ok(checked_out);
+            // Under the lock that `close` sets `closed` with: a connection about to be opened
+            // is counted before `close` reads the count, or is not opened at all.
+            let (mut conn, fresh) = {
+                let mut idle = inner.lock_idle();
+                if idle.closed {
+                    return Err(sqlx::Error::PoolClosed);
+                }
+                match idle.stack.pop() {
+                    Some((conn, _since)) => (conn, false),
+                    None => (Conn::counted(inner), true),
+                }
             };
-            if inner.check_idle && conn.raw_mut().ping().await.is_err() {
+            if fresh {
+                // On failure or cancellation `conn` is dropped, which uncounts it.
+                conn.open().await?;
+            } else if inner.check_idle && conn.raw_mut().ping().await.is_err() {
                 continue;
             }
             checked_out.conn = Some(conn);
@@ -176,33 +186,31 @@ impl TenantPool {
             gone.await;
         }
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.0.lock_idle().closed
-    }
 }
 
 impl Inner {
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// A new connection, counted from before it starts to open: `close` waits for it too.
-    async fn connect(self: &Arc<Self>) -> Result<Conn, sqlx::Error> {
-        self.size.fetch_add(1, Ordering::AcqRel);
-        // Dropped on failure or cancellation, which uncounts it.
-        let mut conn = Conn {
-            raw: None,
-            pool: self.clone(),
-        };
-        let mut raw = self.options.connect().await?;
-        database::prepare_connection(&mut raw).await?;
-        conn.raw = Some(raw);
-        Ok(conn)
-    }
 }
 
 impl Conn {
+    /// A connection about to be opened, counted in its pool's size from now on.
+    fn counted(pool: &Arc<Inner>) -> Self {
+        pool.size.fetch_add(1, Ordering::AcqRel);
+        Self {
+            raw: None,
+            pool: pool.clone(),
+        }
+    }
+
+    async fn open(&mut self) -> Result<(), sqlx::Error> {
+        let mut raw = self.pool.options.connect().await?;
+        database::prepare_connection(&mut raw).await?;
+        self.raw = Some(raw);
+        Ok(())
+    }
+
     fn raw_mut(&mut self) -> &mut AnyConnection {
         self.raw.as_mut().expect("a counted connection is open")
     }
@@ -417,7 +425,6 @@ mod tests {
             .expect("close returns once the connection is back")
             .unwrap();
         assert_eq!(pool.size(), 0);
-        assert!(pool.is_closed());
     }
 
     #[tokio::test]
