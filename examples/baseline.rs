@@ -4,7 +4,11 @@
 //! same per-request user lookup by primary key, on the one connection the request takes, as
 //! silo does), the same SQL and the same JSON. What it lacks is what silo adds: tenant
 //! resolution, the registry cache, the pool cache, per-tenant limits, request ids, spans and
-//! metrics. silo's throughput over this one is the price of routing.
+//! metrics.
+//!
+//! Its pool is sqlx's own (`--pool sqlx`, the default), as an app hard-wired to one database
+//! would have it, opened with silo's settings; `--pool silo` serves from silo's tenant pool
+//! instead, so that the two servers differ only in routing.
 //!
 //! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` with
 //! `SILO__SECRETS__MASTER_KEY` set to the master key of the silo that issued the tokens.
@@ -23,7 +27,8 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::Sha256;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use silo::pool::{PooledConnection, TenantPool};
+use sqlx::{any::AnyRow, pool::PoolConnection, Any, AnyConnection, AnyPool, Row};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 /// A minimal axum app serving one tenant's projects with silo's query and token check.
@@ -40,10 +45,48 @@ struct Args {
     /// Connections in the pool (silo's `pool.max_connections_per_tenant`).
     #[arg(long, default_value_t = 4)]
     max_connections: u32,
+    /// Whose pool serves the connections: sqlx's, or silo's tenant pool.
+    #[arg(long, value_enum, default_value_t = PoolKind::Sqlx)]
+    pool: PoolKind,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PoolKind {
+    Sqlx,
+    Silo,
+}
+
+enum Pool {
+    Sqlx(AnyPool),
+    Silo(TenantPool),
+}
+
+/// A connection from either pool; handed back when dropped.
+enum Conn {
+    Sqlx(PoolConnection<Any>),
+    Silo(PooledConnection),
+}
+
+impl Pool {
+    async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlx(pool) => Conn::Sqlx(pool.acquire().await?),
+            Pool::Silo(pool) => Conn::Silo(pool.acquire().await?),
+        })
+    }
+}
+
+impl Conn {
+    fn get(&mut self) -> &mut AnyConnection {
+        match self {
+            Conn::Sqlx(conn) => conn,
+            Conn::Silo(conn) => conn,
+        }
+    }
 }
 
 struct App {
-    pool: AnyPool,
+    pool: Pool,
     key: DecodingKey,
     validation: Validation,
     tenant_id: String,
@@ -126,7 +169,7 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
         sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
             .bind(&claims.sub);
     let user = user_query
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn.get())
         .await
         .map_err(internal)?
         .ok_or_else(unauthorized)?;
@@ -160,7 +203,7 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
     .bind(after)
     .bind(i64::from(limit) + 1);
     let rows = projects_query
-        .fetch_all(&mut *conn)
+        .fetch_all(conn.get())
         .await
         .map_err(internal)?;
     let mut data = rows
@@ -189,16 +232,18 @@ fn project(row: &AnyRow) -> Result<Project, sqlx::Error> {
     })
 }
 
-/// Opens the pool exactly as silo opens a tenant pool (the same function), so any pool tuning
-/// applies to both sides of the comparison.
-async fn open_pool(args: &Args) -> anyhow::Result<AnyPool> {
+/// Opens the pool with the settings silo gives a tenant pool.
+async fn open_pool(args: &Args) -> anyhow::Result<Pool> {
     let url = silo::database::sqlite_url(&args.db, false);
     let shape = silo::database::PoolShape {
         max_connections: args.max_connections,
         acquire_timeout: Duration::from_secs(5),
         idle_timeout: Some(silo::database::CONNECTION_IDLE_TIMEOUT.min(Duration::from_secs(300))),
     };
-    Ok(silo::database::open(&url, shape).await?)
+    Ok(match args.pool {
+        PoolKind::Sqlx => Pool::Sqlx(silo::database::open(&url, shape).await?),
+        PoolKind::Silo => Pool::Silo(TenantPool::open(&url, shape).await?),
+    })
 }
 
 #[tokio::main]

@@ -4,6 +4,7 @@
 # Measures, with release builds, an authenticated GET /v1/projects?limit=20 answering 20 rows:
 #   (a) silo, one hot tenant          (b) silo, spread uniformly over BENCH_ACTIVE tenants
 #   (c) examples/baseline.rs: same query and JWT check, one hard-wired pool, no tenancy
+#   (c') the same baseline on silo's tenant pool instead of sqlx's: (a) against it is routing alone
 #   (d) tenant B sampled at a fixed rate, alone and while tenant A (free plan) is flooded
 # and silo's resident memory with BENCH_TENANTS provisioned and BENCH_ACTIVE pools open.
 # Prints one table on stdout; progress goes to stderr.
@@ -19,13 +20,13 @@
 #   BENCH_PROJECTS [20]     rows each tenant's list returns
 #   BENCH_PIN [1]           1: server on CPU 0, load generators on CPU 1 (taskset)
 #   BENCH_LOG_LEVEL [warn]  silo's log level while measured
-#   BENCH_PORT [18080]      first of four loopback ports used
+#   BENCH_PORT [18080]      first of five loopback ports used
 #   BENCH_SETTLE [60]       seconds to wait, before each run, for other processes to go quiet
 #   BENCH_KEEP [0]          1: keep the temporary directory (its path is printed)
 # SILO__* variables not set here (e.g. SILO__POOL__MAX_CONNECTIONS_PER_TENANT) reach silo as usual.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 if [ "${1:-}" != "http" ]; then
   usage >&2
   exit 2
@@ -76,13 +77,14 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" = "unlimited" ] || [ "$(ulimit -n)" -ge $((active * 12 + 1024)) ] ||
   say "ulimit -n is $(ulimit -n): silo may run out of file descriptors with $active pools"
-for p in $((port)) $((port + 1)) $((port + 2)) $((port + 3)); do
+for p in $((port)) $((port + 1)) $((port + 2)) $((port + 3)) $((port + 4)); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
 done
 main_url="http://127.0.0.1:$port"
 admin_url="http://127.0.0.1:$((port + 1))"
 base_url="http://127.0.0.1:$((port + 2))"
 info_url="http://127.0.0.1:$((port + 3))"
+base_silo_url="http://127.0.0.1:$((port + 4))"
 
 # --- build -------------------------------------------------------------------------------------
 say "building release binaries"
@@ -204,6 +206,12 @@ pids+=("$silo_pid")
   2>"$work/baseline.log" &
 base_pid=$!
 pids+=("$base_pid")
+# The same baseline on silo's tenant pool instead of sqlx's: (a) against it is routing alone.
+"${server_cpu[@]}" "$baseline" --listen "127.0.0.1:$((port + 4))" --db "$work/baseline.db" \
+  --tenant-id "$hot_id" --max-connections "$per_tenant" --pool silo \
+  2>"$work/baseline-silo-pool.log" &
+base_silo_pid=$!
+pids+=("$base_silo_pid")
 # A second silo at the default log level (info: one line per request, as the contract asks),
 # to show what that line costs. It is idle while the others are measured.
 SILO__LOG__LEVEL=info SILO__HTTP__LISTEN="127.0.0.1:$((port + 3))" "${server_cpu[@]}" "$silo" serve \
@@ -213,6 +221,7 @@ pids+=("$info_pid")
 wait_healthy "$main_url" "$silo_pid" "$work/silo.log"
 wait_healthy "$info_url" "$info_pid" "$work/silo-info.log"
 wait_healthy "$base_url" "$base_pid" "$work/baseline.log"
+wait_healthy "$base_silo_url" "$base_silo_pid" "$work/baseline-silo-pool.log"
 rss_start_kib="$(status_of "$silo_pid" VmRSS)"
 
 # Same request, same answer: the baseline must return silo's bytes.
@@ -262,11 +271,13 @@ for round in $(seq 1 "$rounds"); do
   say "hot tenant, round $round/$rounds"
   closed a "$silo_pid" "$main_url" "$work/hot.tsv"
   closed c "$base_pid" "$base_url" "$work/hot.tsv"
+  closed c_silo_pool "$base_silo_pid" "$base_silo_url" "$work/hot.tsv"
   closed a_info "$info_pid" "$info_url" "$work/hot.tsv"
 done
 base_rss_kib="$(status_of "$base_pid" VmRSS)"
 stop "$info_pid"
 stop "$base_pid"
+stop "$base_silo_pid"
 # Phase 2: every active tenant's pool is open (the first run warms them). (b) alternates with
 # (a) again, which shows what the open pools cost the hot tenant.
 for round in $(seq 1 "$rounds"); do
@@ -337,6 +348,8 @@ p99_alone="$(median b_alone p99_ms)" p99_flood="$(median b_flood p99_ms)"
 d_ratio="$(awk -v x="$p99_flood" -v y="$p99_alone" 'BEGIN { printf "%.2f", x / y }')"
 rss_mb="$(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", k / 1024 }')"
 
+c_sp_rps="$(median c_silo_pool rps)"
+acp="$(awk -v a="$a_rps" -v c="$c_sp_rps" 'BEGIN { printf "%.3f", a / c }')"
 ai="$(awk -v a="$a_rps" -v i="$(median a_info rps)" 'BEGIN { printf "%.3f", i / a }')"
 ao="$(awk -v a="$a_rps" -v o="$(median a_open rps)" 'BEGIN { printf "%.3f", o / a }')"
 others="$(grep -o 'others_pct=[-0-9]*' "$work/results.txt" | cut -d= -f2 | sort -n |
@@ -357,6 +370,8 @@ row "(b) silo, $active tenants, uniform" "$(num "$b_rps" 0)" "$(median b p50_ms)
   "$(median b server_us)" "(b)/(a) = $ba" ">= 0.70: $(verdict "$ba" ">=" 0.70)"
 row "(c) baseline, no tenancy" "$(num "$c_rps" 0)" "$(median c p50_ms)" "$(median c p99_ms)" \
   "$(median c server_us)" "RSS $(awk -v k="$base_rss_kib" 'BEGIN { printf "%.1f", k / 1024 }') MB" ""
+row "(c') baseline on silo's tenant pool" "$(num "$c_sp_rps" 0)" "$(median c_silo_pool p50_ms)" \
+  "$(median c_silo_pool p99_ms)" "$(median c_silo_pool server_us)" "(a)/(c') = $acp: routing alone" ""
 row "(a) with $active idle pools open" "$(num "$(median a_open rps)" 0)" "$(median a_open p50_ms)" \
   "$(median a_open p99_ms)" "$(median a_open server_us)" "x$ao of (a)" ""
 row "(a) with silo at log level info" "$(num "$(median a_info rps)" 0)" "$(median a_info p50_ms)" \
