@@ -17,7 +17,9 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use silo::{
     control::{self, IfExists, Owner, ProvisionRequest},
+    database::PoolShape,
     identity::User,
+    pool::TenantPool,
     resolve::RequestFacts,
     tenant::Slug,
     AppState, Settings,
@@ -40,6 +42,10 @@ struct Args {
     /// Log level while measuring (silo's default is info; the benchmark runs warn).
     #[arg(long, default_value = "warn")]
     log_level: String,
+    /// Connections (each a pool of one, each its own SQLite thread, all on the hot tenant's
+    /// file) that the last row spreads the two queries over, as (b) spreads them over tenants.
+    #[arg(long, default_value_t = 1000)]
+    spread: usize,
 }
 
 const MASTER_KEY: &str = "breakdown-master-key-0123456789abcdef";
@@ -106,6 +112,20 @@ fn project(row: &sqlx::any::AnyRow) -> Project {
         created_at: time("created_at"),
         updated_at: time("updated_at"),
     }
+}
+
+/// The database work of one `GET /v1/projects`: the user check and the page, on one connection.
+async fn two_queries(pool: &TenantPool, user_id: &str) {
+    let mut conn = pool.acquire().await.expect("a connection");
+    black_box(User::by_id(&mut conn, user_id).await.expect("query"));
+    black_box(
+        sqlx::query(SQL)
+            .bind("")
+            .bind(21_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("query"),
+    );
 }
 
 /// Runs `concurrency` loops of `step` at once, `rounds` times; returns the lowest wall time per
@@ -402,9 +422,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
             })
             .await,
         ),
+        (
+            "user lookup + projects query on one connection (what (a) does)",
+            time(&args, || async {
+                two_queries(&pool, &user_id).await;
+            })
+            .await,
+        ),
     ];
-    for (step, us) in steps {
+    // What (b) adds: the same two queries, each request on the next of `spread` connections.
+    let file = dir.path().join("tenants").join(&tenant.database);
+    let one_each = PoolShape {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+        idle_timeout: None,
+    };
+    let mut spread = Vec::with_capacity(args.spread);
+    for _ in 0..args.spread.max(1) {
+        spread.push(TenantPool::open(&silo::database::sqlite_url(&file, false), one_each).await?);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let spread_us = time(&args, || async {
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        two_queries(&spread[turn % spread.len()], &user_id).await;
+    })
+    .await;
+    let spread_step = format!(
+        "the same, each request on the next of {} connections (what (b) does)",
+        spread.len()
+    );
+    for (step, us) in steps.into_iter().chain([(spread_step.as_str(), spread_us)]) {
         println!("| {step} | {us:.2} |");
+    }
+    for pool in spread {
+        pool.close().await;
     }
     state.close().await;
     Ok(())
