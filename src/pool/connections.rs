@@ -45,6 +45,14 @@ struct Inner {
     /// Idle connections, the most recently returned last. `closed` is set under this lock, so
     /// no connection is pushed here after the pool has drained it.
     idle: Mutex<Idle>,
+    /// Shared with every connection, which uncounts itself when dropped. Apart from `Inner`
+    /// so that idle connections do not keep their own pool alive: a pool dropped without
+    /// `close` still closes them.
+    count: Arc<Count>,
+}
+
+#[derive(Default)]
+struct Count {
     /// Connections open or being opened.
     size: AtomicU32,
     /// Wakes `close` whenever a connection is gone.
@@ -60,7 +68,7 @@ struct Idle {
 /// A connection counted in its pool's size until it is dropped.
 struct Conn {
     raw: Option<AnyConnection>,
-    pool: Arc<Inner>,
+    count: Arc<Count>,
 }
 
 /// A connection checked out of a [`TenantPool`]. Dropping it hands it back; call
@@ -82,29 +90,32 @@ impl TenantPool {
             shape,
             permits: Semaphore::new(shape.max_connections as usize),
             idle: Mutex::default(),
-            size: AtomicU32::new(0),
-            gone: Notify::new(),
+            count: Arc::default(),
         }));
         drop(pool.acquire().await?);
         Ok(pool)
     }
 
     /// A connection: the most recently returned idle one, else a new one if the pool is not
-    /// full, else the first to come back within the acquire timeout (`PoolTimedOut`).
+    /// full, else the first to come back. All within the acquire timeout (`PoolTimedOut`),
+    /// opening and pinging included, so an unreachable server is a quick 503, not a hang.
     pub async fn acquire(&self) -> Result<PooledConnection, sqlx::Error> {
+        // The timer is armed only if the first poll does not finish: not on the usual path of a
+        // free permit and an idle connection.
+        tokio::time::timeout(self.0.shape.acquire_timeout, self.take())
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    }
+
+    async fn take(&self) -> Result<PooledConnection, sqlx::Error> {
         let inner = &self.0;
         match inner.permits.try_acquire() {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::Closed) => return Err(sqlx::Error::PoolClosed),
-            Err(TryAcquireError::NoPermits) => {
-                match tokio::time::timeout(inner.shape.acquire_timeout, inner.permits.acquire())
-                    .await
-                {
-                    Ok(Ok(permit)) => permit.forget(),
-                    Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed),
-                    Err(_elapsed) => return Err(sqlx::Error::PoolTimedOut),
-                }
-            }
+            Err(TryAcquireError::NoPermits) => match inner.permits.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_closed) => return Err(sqlx::Error::PoolClosed),
+            },
         }
         // The permit is ours now; the guard gives it back on every path, errors included.
         let mut checked_out = PooledConnection {
@@ -122,12 +133,12 @@ impl TenantPool {
                 }
                 match idle.stack.pop() {
                     Some((conn, _since)) => (conn, false),
-                    None => (Conn::counted(inner), true),
+                    None => (Conn::counted(&inner.count), true),
                 }
             };
             if fresh {
                 // On failure or cancellation `conn` is dropped, which uncounts it.
-                conn.open().await?;
+                conn.open(&inner.options).await?;
             } else if inner.check_idle && conn.raw_mut().ping().await.is_err() {
                 continue;
             }
@@ -138,7 +149,7 @@ impl TenantPool {
 
     /// Connections open now, checked out or idle.
     pub fn size(&self) -> u32 {
-        self.0.size.load(Ordering::Acquire)
+        self.0.count.size.load(Ordering::Acquire)
     }
 
     /// Connections idle now.
@@ -147,22 +158,34 @@ impl TenantPool {
     }
 
     /// Closes connections idle longer than the pool's idle timeout (called by housekeeping).
+    /// Each holds a permit until it has closed, so that no new connection takes its place
+    /// meanwhile: the pool never holds more than its size, closing ones included.
     pub async fn close_idle(&self) {
         let Some(timeout) = self.0.shape.idle_timeout else {
             return;
         };
-        let expired: Vec<(Conn, Instant)> = {
-            let mut idle = self.0.lock_idle();
-            // Oldest first: the stack's bottom idled longest.
-            let fresh = idle
+        let inner = &self.0;
+        let expired: Vec<Conn> = {
+            let mut idle = inner.lock_idle();
+            let mut expired = Vec::new();
+            // Oldest first: the stack's bottom idled longest. A permit not free now means
+            // the pool is busy; the rest wait for the next round.
+            while idle
                 .stack
-                .iter()
-                .position(|(_, since)| since.elapsed() < timeout)
-                .unwrap_or(idle.stack.len());
-            idle.stack.drain(..fresh).collect()
+                .first()
+                .is_some_and(|(_, since)| since.elapsed() >= timeout)
+            {
+                let Ok(permit) = inner.permits.try_acquire() else {
+                    break;
+                };
+                permit.forget();
+                expired.push(idle.stack.remove(0).0);
+            }
+            expired
         };
-        for (conn, _) in expired {
+        for conn in expired {
             conn.close().await;
+            inner.permits.add_permits(1);
         }
     }
 
@@ -180,10 +203,10 @@ impl TenantPool {
             conn.close().await;
         }
         loop {
-            let gone = inner.gone.notified();
+            let gone = inner.count.gone.notified();
             tokio::pin!(gone);
             gone.as_mut().enable();
-            if inner.size.load(Ordering::Acquire) == 0 {
+            if inner.count.size.load(Ordering::Acquire) == 0 {
                 return;
             }
             gone.await;
@@ -199,16 +222,16 @@ impl Inner {
 
 impl Conn {
     /// A connection about to be opened, counted in its pool's size from now on.
-    fn counted(pool: &Arc<Inner>) -> Self {
-        pool.size.fetch_add(1, Ordering::AcqRel);
+    fn counted(count: &Arc<Count>) -> Self {
+        count.size.fetch_add(1, Ordering::AcqRel);
         Self {
             raw: None,
-            pool: pool.clone(),
+            count: count.clone(),
         }
     }
 
-    async fn open(&mut self) -> Result<(), sqlx::Error> {
-        let mut raw = self.pool.options.connect().await?;
+    async fn open(&mut self, options: &AnyConnectOptions) -> Result<(), sqlx::Error> {
+        let mut raw = options.connect().await?;
         database::prepare_connection(&mut raw).await?;
         self.raw = Some(raw);
         Ok(())
@@ -218,26 +241,19 @@ impl Conn {
         self.raw.as_mut().expect("a counted connection is open")
     }
 
-    /// Closes the connection politely (for SQLite, waits for its thread to finish).
+    /// Closes the connection politely. For SQLite that waits for its thread to finish what it
+    /// is running, a statement of a request cut off included.
     async fn close(mut self) {
         if let Some(raw) = self.raw.take() {
             let _ = raw.close().await;
-        }
-    }
-
-    /// [`Conn::close`] without waiting, from a place that cannot await.
-    fn close_soon(self) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(self.close())),
-            Err(_) => drop(self),
         }
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.pool.size.fetch_sub(1, Ordering::AcqRel);
-        self.pool.gone.notify_waiters();
+        self.count.size.fetch_sub(1, Ordering::AcqRel);
+        self.count.gone.notify_waiters();
     }
 }
 
@@ -271,17 +287,33 @@ impl DerefMut for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let mut idle = self.pool.lock_idle();
-            if idle.closed || self.discard {
-                drop(idle);
-                conn.close_soon();
-            } else {
-                idle.stack.push((conn, Instant::now()));
+        let Some(conn) = self.conn.take() else {
+            self.pool.permits.add_permits(1);
+            return;
+        };
+        let mut idle = self.pool.lock_idle();
+        if !idle.closed && !self.discard {
+            idle.stack.push((conn, Instant::now()));
+            drop(idle);
+            // After the push: a waiter woken by this permit finds the connection idle.
+            self.pool.permits.add_permits(1);
+            return;
+        }
+        drop(idle);
+        // Closed first, then the permit: the pool never holds more than its size, connections
+        // still closing included (one may be finishing a statement of a request cut off).
+        let pool = self.pool.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
+                conn.close().await;
+                pool.permits.add_permits(1);
+            })),
+            // No runtime to close it politely on: dropped, its thread ends by itself.
+            Err(_) => {
+                drop(conn);
+                pool.permits.add_permits(1);
             }
         }
-        // After the push: a waiter woken by this permit finds the connection idle.
-        self.pool.permits.add_permits(1);
     }
 }
 
@@ -386,6 +418,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_cut_off_mid_statement_holds_its_place_until_it_has_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        database::install_drivers();
+        let url = database::sqlite_url(&dir.path().join("t.db"), true);
+        let shape = PoolShape {
+            acquire_timeout: Duration::from_secs(30),
+            ..shape(1)
+        };
+        let pool = TenantPool::open(&url, shape).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        // A statement that runs for a while on the connection's thread, cut off by a timeout.
+        let slow = sqlx::query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+             SELECT count(*) FROM c",
+        )
+        .fetch_one(&mut *conn);
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow)
+            .await
+            .is_err());
+        conn.discard();
+        // The next checkout waits for the old connection to finish and close: never two.
+        let mut next = pool.acquire().await.unwrap();
+        assert_eq!(pool.size(), 1);
+        assert_eq!(one(&mut next).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_pool_dropped_without_closing_closes_its_idle_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir, 2).await;
+        let count = pool.0.count.clone();
+        assert_eq!(count.size.load(Ordering::Acquire), 1);
+        drop(pool);
+        assert_eq!(count.size.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
     async fn idle_connections_close_after_the_idle_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(&dir, 2).await;
@@ -407,6 +476,11 @@ mod tests {
             one(&mut pool.acquire().await.unwrap()).await,
             1,
             "opens again"
+        );
+        assert_eq!(
+            pool.0.permits.available_permits(),
+            2,
+            "every permit is back"
         );
     }
 
