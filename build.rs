@@ -25,11 +25,12 @@ fn main() {
             let version: i64 = version
                 .parse()
                 .unwrap_or_else(|_| panic!("{stem}: the version must be a number"));
-            let absolute = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join(&path);
+            // Resolved when the crate compiles, not here: the generated file may outlive this
+            // checkout (a target directory shared by two of them keeps it).
+            let relative = format!("/{dir}/{}", path.file_name().unwrap().to_string_lossy());
             writeln!(
                 out,
-                "    ({version}, {description:?}, include_str!({:?})),",
-                absolute.display().to_string()
+                "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {relative:?}))),"
             )
             .unwrap();
         }
