@@ -27,10 +27,11 @@ fn main() {
                 .unwrap_or_else(|_| panic!("{stem}: the version must be a number"));
             // Resolved when the crate compiles, not here: the generated file may outlive this
             // checkout (a target directory shared by two of them keeps it).
-            let relative = format!("/{dir}/{}", path.file_name().unwrap().to_string_lossy());
+            // `path` is relative to the crate's root, where build scripts run.
             writeln!(
                 out,
-                "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {relative:?}))),"
+                "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+                format!("/{}", path.display())
             )
             .unwrap();
         }
