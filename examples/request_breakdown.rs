@@ -1,6 +1,8 @@
 //! Where the time of one `GET /v1/projects?limit=20` goes, in process (no sockets, no HTTP
 //! parsing): silo's whole main-listener app through `tower::ServiceExt::oneshot`, the same work
 //! without routing (what `examples/baseline.rs` does), and each step silo adds, timed alone.
+//! Last, the request's two statements on one connection and spread over many, as (a) and (b)
+//! run them, through sqlx and through rusqlite (which runs them on the caller's thread).
 //! Each figure is the best of several rounds, so other load on the machine inflates it least;
 //! run it pinned to one CPU so that wall time is the CPU time of every thread involved.
 //!
@@ -126,6 +128,47 @@ async fn two_queries(pool: &TenantPool, user_id: &str) {
             .await
             .expect("query"),
     );
+}
+
+/// A connection to the tenant's file that runs statements on the calling thread.
+fn open_direct(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+/// [`two_queries`] through rusqlite: the same statements, every value copied out as sqlx does.
+fn two_queries_direct(conn: &rusqlite::Connection, user_id: &str) {
+    let mut user = conn
+        .prepare_cached("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
+        .expect("prepare");
+    let found = user.query_row([user_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
+    });
+    black_box(found.expect("query"));
+    let mut page = conn.prepare_cached(SQL).expect("prepare");
+    let rows = page
+        .query_map(rusqlite::params!["", 21_i64], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })
+        .expect("query")
+        .collect::<rusqlite::Result<Vec<_>>>();
+    black_box(rows.expect("rows"));
 }
 
 /// Runs `concurrency` loops of `step` at once, `rounds` times; returns the lowest wall time per
@@ -305,6 +348,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("| silo app, GET /healthz (layers and router, no tenant) | {health:.1} |");
     println!("| silo app, GET /v1/projects without a token (tenant resolved, pool found, 401) | {unauthorized:.1} |");
 
+    let one_connection_us = time(&args, || async {
+        two_queries(&pool, &user_id).await;
+    })
+    .await;
     let steps: Vec<(&str, f64)> = vec![
         (
             "resolve: Host -> slug claims",
@@ -424,10 +471,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         (
             "user lookup + projects query on one connection (what (a) does)",
-            time(&args, || async {
-                two_queries(&pool, &user_id).await;
-            })
-            .await,
+            one_connection_us,
         ),
     ];
     // What (b) adds: the same two queries, each request on the next of `spread` connections.
@@ -451,9 +495,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "the same, each request on the next of {} connections (what (b) does)",
         spread.len()
     );
-    for (step, us) in steps.into_iter().chain([(spread_step.as_str(), spread_us)]) {
+    // The same two queries through a driver that runs them on the caller's thread (rusqlite),
+    // on one connection and spread the same way: what sqlx's thread per connection costs.
+    let direct = (0..args.spread.max(1))
+        .map(|_| open_direct(&file))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let direct_one_us = time(&args, || async {
+        two_queries_direct(&direct[0], &user_id);
+    })
+    .await;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let direct_spread_us = time(&args, || async {
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        two_queries_direct(&direct[turn % direct.len()], &user_id);
+    })
+    .await;
+    let direct_spread_step = format!(
+        "the same two queries with rusqlite, each request on the next of {} connections",
+        direct.len()
+    );
+    let direct_steps = [
+        (
+            "the same two queries with rusqlite (on the caller's thread), one connection",
+            direct_one_us,
+        ),
+        (direct_spread_step.as_str(), direct_spread_us),
+    ];
+    for (step, us) in steps
+        .into_iter()
+        .chain([(spread_step.as_str(), spread_us)])
+        .chain(direct_steps)
+    {
         println!("| {step} | {us:.2} |");
     }
+    println!(
+        "\none connection / spread: sqlx {:.3}, rusqlite {:.3}",
+        one_connection_us / spread_us,
+        direct_one_us / direct_spread_us
+    );
     for pool in spread {
         pool.close().await;
     }
