@@ -82,7 +82,9 @@ pub struct RegistrySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// `sqlite://<directory>` (one file per tenant) or, later, `postgres://...`.
+    /// `sqlite://<directory>` (one file per tenant) or, later, `postgres://...`. Required,
+    /// except for `local`, which defaults to `sqlite://data/tenants`.
+    #[serde(default)]
     pub url: String,
     /// Connection budget towards this server: at least `pool.max_connections_per_tenant`,
     /// as every tenant pool reserves its full size from it.
@@ -138,11 +140,14 @@ mod defaults {
     pub fn server_max_connections() -> u32 {
         200
     }
+    /// Where the default server `local` keeps tenant databases.
+    pub const LOCAL_SERVER_URL: &str = "sqlite://data/tenants";
+
     pub fn servers() -> BTreeMap<String, ServerSettings> {
         BTreeMap::from([(
             "local".to_owned(),
             ServerSettings {
-                url: "sqlite://data/tenants".into(),
+                url: LOCAL_SERVER_URL.into(),
                 max_connections: server_max_connections(),
             },
         )])
@@ -246,6 +251,11 @@ impl Settings {
     /// Reads `path` (or `config.toml` when it exists), then `SILO__` variables, then validates.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
+        // Names what was wrong when the config crate names no key (a TOML syntax error, say).
+        let file = match path {
+            Some(path) => path.to_str().unwrap_or("--config"),
+            None => "config.toml",
+        };
         match path {
             Some(path) => {
                 if !path.is_file() {
@@ -265,18 +275,39 @@ impl Settings {
                 );
             }
         }
+        // Values from the environment stay text, as written: a token or a key that looks like a
+        // number ("007", "1e3") is used byte for byte, and numeric keys still read whole numbers
+        // and booleans from text. Only the list keys are split, at commas.
         let env = config::Environment::with_prefix("SILO")
             .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("resolve.strategies")
-            .with_list_parse_key("resolve.reserved_slugs");
-        let settings: Settings = builder
-            .add_source(env)
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| ConfigError::new(error_key(&e), e.to_string()))?;
+            .separator("__");
+        let mut builder = builder.add_source(env);
+        for (key, value) in list_overrides() {
+            builder = builder
+                .set_override(key, value)
+                .map_err(|e| ConfigError::new(key, e.to_string()))?;
+        }
+        let config = builder.build().map_err(|e| {
+            ConfigError::new(
+                error_key(&e).unwrap_or_else(|| file.to_owned()),
+                e.to_string(),
+            )
+        })?;
+        let raw: config::Value = config
+            .clone()
+            .try_deserialize()
+            .map_err(|e| ConfigError::new(file, e.to_string()))?;
+        no_fractions(String::new(), &raw)?;
+        let mut settings: Settings = config.try_deserialize().map_err(|e| {
+            let key = error_key(&e).unwrap_or_else(|| file.to_owned());
+            ConfigError::new(key, e.to_string())
+        })?;
+        // `SILO__SERVERS__LOCAL__MAX_CONNECTIONS` alone keeps the default server's directory.
+        if let Some(local) = settings.servers.get_mut("local") {
+            if local.url.is_empty() {
+                local.url = defaults::LOCAL_SERVER_URL.to_owned();
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -300,6 +331,15 @@ impl Settings {
             return Err(ConfigError::new(
                 "log.format",
                 "must be \"pretty\" or \"json\"",
+            ));
+        }
+        if !is_log_filter(&self.log.level) {
+            return Err(ConfigError::new(
+                "log.level",
+                format!(
+                    "{:?} is not a level (error, warn, info, debug, trace) or a filter like \"info,silo=debug\"",
+                    self.log.level
+                ),
             ));
         }
         if self.resolve.strategies.is_empty() {
@@ -373,6 +413,14 @@ impl Settings {
                 format!("invalid argon2 parameters: {e}"),
             )
         })?;
+        // An Authorization header loses surrounding blanks, so such a token could never match.
+        let token = self.admin.token.expose_secret();
+        if token.trim() != token {
+            return Err(ConfigError::new(
+                "admin.token",
+                "must not be blank or start or end with whitespace (leave it empty to turn the admin API off)",
+            ));
+        }
         let key = self.secrets.master_key.expose_secret();
         if !key.is_empty() && key.chars().count() < 32 {
             return Err(ConfigError::new(
@@ -401,21 +449,78 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
 }
 
 /// The config crate puts the key inside its message; pull it out for the `key` field.
-fn error_key(error: &config::ConfigError) -> String {
+fn error_key(error: &config::ConfigError) -> Option<String> {
     let text = error.to_string();
-    if let Some(start) = text.find("for key `") {
-        let rest = &text[start + 9..];
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_owned();
+    for (opening, closing) in [
+        ("for key `", '`'),
+        ("unknown field `", '`'),
+        ("missing configuration field \"", '"'),
+    ] {
+        if let Some(start) = text.find(opening) {
+            let rest = &text[start + opening.len()..];
+            if let Some(end) = rest.find(closing) {
+                return Some(rest[..end].to_owned());
+            }
         }
     }
-    if let Some(start) = text.find("unknown field `") {
-        let rest = &text[start + 15..];
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_owned();
+    None
+}
+
+/// A level (`info`) or a filter of directives (`info,silo=debug`). A bare word must be a level:
+/// `tracing` would read `bogus` as a target name and log nothing of silo's.
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let directives: Vec<&str> = filter.split(',').map(str::trim).collect();
+    directives.iter().all(|directive| {
+        directive.contains('=') || LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+    }) && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+}
+
+/// Every number silo reads is whole (counts, bytes, seconds, milliseconds); the config crate
+/// would round `2.7` to 3 without a word, so a fraction anywhere is refused with its key.
+fn no_fractions(key: String, value: &config::Value) -> Result<(), ConfigError> {
+    match &value.kind {
+        config::ValueKind::Float(number) => Err(ConfigError::new(
+            key,
+            format!("must be a whole number, not {number}"),
+        )),
+        config::ValueKind::Table(table) => table.iter().try_for_each(|(name, value)| {
+            let key = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            no_fractions(key, value)
+        }),
+        config::ValueKind::Array(items) => items
+            .iter()
+            .try_for_each(|item| no_fractions(key.clone(), item)),
+        _ => Ok(()),
+    }
+}
+
+/// The list keys given in the environment, split at commas (`SILO__RESOLVE__STRATEGIES=
+/// subdomain,header`); an empty value is an empty list.
+fn list_overrides() -> Vec<(&'static str, Vec<String>)> {
+    const LISTS: [(&str, &str); 2] = [
+        ("resolve.strategies", "SILO__RESOLVE__STRATEGIES"),
+        ("resolve.reserved_slugs", "SILO__RESOLVE__RESERVED_SLUGS"),
+    ];
+    let mut lists = Vec::new();
+    for (name, raw) in std::env::vars() {
+        for (key, variable) in LISTS {
+            if name.eq_ignore_ascii_case(variable) {
+                let items = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                lists.push((key, items));
+            }
         }
     }
-    "config".to_owned()
+    lists
 }
 
 #[cfg(test)]

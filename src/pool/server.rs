@@ -15,6 +15,9 @@ impl Server {
     /// Parses `servers.<name>.url`; the message says what is wrong for `config: servers.<name>.url`.
     pub fn parse(_name: &str, settings: &ServerSettings) -> Result<Self, String> {
         let url = settings.url.trim();
+        if url.is_empty() {
+            return Err("must be set, like sqlite://data/tenants".into());
+        }
         if let Some(dir) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))

@@ -51,7 +51,15 @@ fn a_bad_config_value_exits_2_naming_the_key() {
         ("[secrets]\nmaster_key = \"short\"\n", "secrets.master_key"),
         ("[pool]\nidle_ttl_secs = \"soon\"\n", "idle_ttl_secs"),
         ("[http]\nlisten_on = \"127.0.0.1:1\"\n", "listen_on"),
-        ("[http\nlisten =", "config"),
+        ("[http\nlisten =", "bad.toml"),
+        (
+            "[http]\nrequest_timeout_secs = 2.7\n",
+            "http.request_timeout_secs",
+        ),
+        ("[log]\nlevel = \"bogus\"\n", "log.level"),
+        ("[log]\nlevel = \"\"\n", "log.level"),
+        ("[admin]\ntoken = \"   \"\n", "admin.token"),
+        ("[servers.eu]\nmax_connections = 8\n", "servers.eu.url"),
     ];
     for (text, key) in cases {
         let config = cli.dir.path().join("bad.toml");
@@ -63,9 +71,76 @@ fn a_bad_config_value_exits_2_naming_the_key() {
             "{text:?} should name {key}: {out:?}"
         );
     }
+    for (variable, value, key) in [
+        ("SILO__HTTP__LISTEN", "nope", "http.listen"),
+        (
+            "SILO__HTTP__REQUEST_TIMEOUT_SECS",
+            "1.5",
+            "http.request_timeout_secs",
+        ),
+        ("SILO__LOG__LEVEL", "bogus", "log.level"),
+        ("SILO__MIGRATIONS__ON_OPEN", "maybe", "migrations.on_open"),
+    ] {
+        let mut env = cli.env();
+        env.push((variable, value.into()));
+        let out = cli.run_with(&["tenant", "list"], &env, None);
+        assert_eq!(out.code, 2, "{variable}={value}: {out:?}");
+        assert!(out.stderr.contains(key), "{variable}={value}: {out:?}");
+    }
+}
+
+#[test]
+fn environment_values_of_the_right_kind_are_accepted() {
+    let cli = Cli::new();
     let mut env = cli.env();
-    env.push(("SILO__HTTP__LISTEN", "nope".into()));
+    env.extend([
+        ("SILO__HTTP__REQUEST_TIMEOUT_SECS", "12".to_owned()),
+        ("SILO__MIGRATIONS__ON_OPEN", "false".to_owned()),
+        (
+            "SILO__RESOLVE__STRATEGIES",
+            "subdomain, header,path".to_owned(),
+        ),
+        ("SILO__RESOLVE__RESERVED_SLUGS", "".to_owned()),
+        ("SILO__LOG__LEVEL", "info,silo=debug".to_owned()),
+        // Looks like a number; it is a token, used as written.
+        ("SILO__ADMIN__TOKEN", "007".to_owned()),
+    ]);
+    cli.run_with(&["tenant", "list"], &env, None).assert_code(0);
+    // A list key with an unknown item is still refused.
+    env.push((
+        "SILO__RESOLVE__STRATEGIES",
+        "subdomain,telepathy".to_owned(),
+    ));
     let out = cli.run_with(&["tenant", "list"], &env, None);
     out.assert_code(2);
-    assert!(out.stderr.contains("http.listen"), "{out:?}");
+    assert!(out.stderr.contains("resolve.strategies"), "{out:?}");
+}
+
+#[test]
+fn the_default_server_keeps_its_directory_when_only_its_budget_is_set() {
+    let cli = Cli::new();
+    // No config file: the built-in defaults, with only the budget of `local` changed.
+    let env = vec![
+        ("SILO__DATA_DIR", cli.data_dir().display().to_string()),
+        (
+            "SILO__TEMPLATES_DIR",
+            crate::helpers::templates_dir().display().to_string(),
+        ),
+        ("SILO__SERVERS__LOCAL__MAX_CONNECTIONS", "8".into()),
+        ("SILO__AUTH__ARGON2_MEMORY_KIB", "1024".into()),
+        ("SILO__AUTH__ARGON2_ITERATIONS", "1".into()),
+    ];
+    let created = cli.run_with(&["tenant", "create", "acme"], &env, None);
+    created.assert_code(0);
+    let database = created.json()["database"].as_str().unwrap().to_owned();
+    // `sqlite://data/tenants`, relative to the working directory.
+    assert!(
+        cli.work_dir()
+            .join("data")
+            .join("tenants")
+            .join(&database)
+            .is_file(),
+        "{:?}",
+        list_dir(&cli.work_dir())
+    );
 }

@@ -7,7 +7,7 @@ mod raw;
 mod team;
 
 pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
-pub use cli::{Cli, Output};
+pub use cli::{templates_dir, Cli, Output};
 pub use client::{Reply, Session, TenantClient};
 pub use raw::raw_request;
 pub use team::{invite_and_accept, team, Team};
