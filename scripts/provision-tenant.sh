@@ -6,8 +6,13 @@
 # Uses $SILO_BIN when set, else builds silo with cargo. Exit codes are silo's: 0, 1, 2.
 set -euo pipefail
 
-if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  usage
+  exit 0
+fi
+if [ $# -lt 1 ]; then
+  usage >&2
   exit 2
 fi
 

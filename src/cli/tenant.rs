@@ -11,7 +11,7 @@ use crate::{
     control::{self, IfExists, Owner, ProvisionRequest},
     error::{Error, Result},
     state::AppState,
-    tenant::TenantRecord,
+    tenant::{Slug, TenantRecord},
 };
 
 #[derive(Debug, Subcommand)]
@@ -22,13 +22,23 @@ pub enum TenantCommand {
     /// List every tenant, oldest first.
     List,
     /// Show one tenant.
-    Show { slug: String },
+    Show {
+        #[arg(value_parser = slug_argument)]
+        slug: String,
+    },
     /// Suspend a tenant: its requests get 403 tenant_suspended.
-    Suspend { slug: String },
+    Suspend {
+        #[arg(value_parser = slug_argument)]
+        slug: String,
+    },
     /// Resume a suspended tenant.
-    Resume { slug: String },
+    Resume {
+        #[arg(value_parser = slug_argument)]
+        slug: String,
+    },
     /// Delete a tenant and its database. Irreversible.
     Delete {
+        #[arg(value_parser = slug_argument)]
         slug: String,
         /// Confirm the deletion.
         #[arg(long)]
@@ -58,6 +68,14 @@ pub struct CreateArgs {
     /// Read the owner's password from the first line of stdin.
     #[arg(long, requires = "owner_email")]
     owner_password_stdin: bool,
+}
+
+/// A slug argument of an existing tenant: one that cannot be a slug is a bad argument (exit 2),
+/// not a tenant that was not found (exit 1).
+fn slug_argument(raw: &str) -> std::result::Result<String, String> {
+    Slug::parse_shape(raw)
+        .map(|slug| slug.as_str().to_owned())
+        .map_err(|problem| format!("not a slug: {problem}"))
 }
 
 pub async fn run(settings: Settings, command: TenantCommand) -> Result<Outcome> {

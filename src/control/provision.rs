@@ -117,6 +117,11 @@ pub async fn provision(
                 .ok_or_else(|| Error::not_found("tenant"))
         }
         Err(error) => {
+            // No half-built database stays behind: the re-run that finishes the tenant builds
+            // it again from the template.
+            if let Err(drop_error) = storage::drop_database(state, &record).await {
+                tracing::warn!(error = %drop_error, "could not remove the half-built database");
+            }
             let reason = format!("provisioning failed: {error}");
             tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
             state
@@ -129,13 +134,12 @@ pub async fn provision(
 }
 
 fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
-    let slug =
-        Slug::parse(request.slug.trim(), &state.settings.resolve.reserved_slugs).map_err(|m| {
-            Error::field(
-                "slug",
-                format!("{m} (3-63 of a-z, 0-9, -; starts with a letter)"),
-            )
-        })?;
+    let slug = Slug::parse(&request.slug, &state.settings.resolve.reserved_slugs).map_err(|m| {
+        Error::field(
+            "slug",
+            format!("{m} (3-63 of a-z, 0-9, -; starts with a letter)"),
+        )
+    })?;
     let name = match &request.name {
         Some(name) => validate_name("name", name)?,
         None => slug.to_string(),

@@ -29,6 +29,7 @@ fn bad_arguments_exit_2_and_create_nothing() {
     let cases: &[&[&str]] = &[
         &["tenant", "create", "Bad_Slug"],
         &["tenant", "create", "ab"],
+        &["tenant", "create", " acme "],
         &["tenant", "create", "admin"],
         &["tenant", "create", "acme", "--plan", "platinum"],
         &["tenant", "create", "acme", "--server", "mars"],
@@ -36,6 +37,10 @@ fn bad_arguments_exit_2_and_create_nothing() {
         &["tenant", "create", "acme", "--owner-email", "a@x.com"],
         &["tenant", "create"],
         &["tenant", "frobnicate", "acme"],
+        &["tenant", "show", "ACME"],
+        &["tenant", "suspend", "ab"],
+        &["tenant", "resume", "a--b"],
+        &["tenant", "delete", "bad!", "--yes"],
         &["migrate", "--concurrency", "0"],
     ];
     for args in cases {
@@ -51,6 +56,11 @@ fn bad_arguments_exit_2_and_create_nothing() {
     assert!(slug.stderr.contains("slug"), "{slug:?}");
     let plan = cli.run(&["tenant", "create", "acme", "--plan", "platinum"]);
     assert!(plan.stderr.contains("plan"), "{plan:?}");
+
+    // A slug that could be one but names no tenant is a failed operation, not a bad argument.
+    let unknown = cli.run(&["tenant", "show", "nobody"]);
+    unknown.assert_code(1);
+    assert!(unknown.stderr.contains("not found"), "{unknown:?}");
 
     let list = cli.run(&["tenant", "list"]);
     list.assert_code(0);

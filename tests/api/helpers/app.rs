@@ -35,8 +35,9 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings
 }
 
-/// The shipped plans with limits no functional test reaches, plus `tight` for the limit tests:
-/// tests of behaviour must not fail for going faster than the free plan allows.
+/// The shipped plans with limits no functional test reaches, plus `tight` for the limit tests
+/// (tests of behaviour must not fail for going faster than the free plan allows) and `broken`,
+/// whose seed fails.
 fn test_templates(dir: &std::path::Path) -> PathBuf {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_templates");
     let templates = dir.join("templates");
@@ -44,12 +45,17 @@ fn test_templates(dir: &std::path::Path) -> PathBuf {
         ("free", "open_signup = true\nrequests_per_second = 100000\nburst = 100000\nmax_concurrent_requests = 1000\n"),
         ("pro", "open_signup = false\nrequests_per_second = 100000\nburst = 100000\nmax_concurrent_requests = 1000\n"),
         ("tight", "open_signup = true\nrequests_per_second = 2\nburst = 3\nmax_concurrent_requests = 2\n"),
+        ("broken", "open_signup = true\n"),
     ];
     for (plan, settings) in plans {
         let folder = templates.join(plan);
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join("plan.toml"), settings).unwrap();
-        let seed = std::fs::read_to_string(shipped.join(plan).join("seed.sql")).unwrap_or_default();
+        // `broken`'s seed fails, for the tests of a provisioning that fails part way.
+        let seed = match plan {
+            "broken" => "INSERT INTO no_such_table (id) VALUES (1);".to_owned(),
+            _ => std::fs::read_to_string(shipped.join(plan).join("seed.sql")).unwrap_or_default(),
+        };
         std::fs::write(folder.join("seed.sql"), seed).unwrap();
     }
     templates

@@ -113,6 +113,7 @@ async fn invalid_requests_are_refused_before_anything_is_created() {
         json!({"slug": long}),
         json!({"slug": "../etc"}),
         json!({"slug": "ends-"}),
+        json!({"slug": " padded "}),
         json!({"slug": "globex", "plan": "platinum"}),
         json!({"slug": "globex", "plan": "../free"}),
         json!({"slug": "globex", "server": "mars"}),
@@ -176,6 +177,29 @@ async fn a_tenant_whose_provisioning_failed_stays_provisioning_and_unavailable()
     create(&app, json!({"slug": "acme"}))
         .await
         .assert_error(409, "conflict");
+}
+
+#[tokio::test]
+async fn a_provisioning_that_fails_part_way_leaves_no_database_file() {
+    let app = spawn_app().await;
+    // The database is created and migrated, then the plan's seed fails.
+    create(&app, json!({"slug": "broke", "plan": "broken"}))
+        .await
+        .assert_error(500, "internal");
+    let shown = app
+        .admin(Method::GET, "/admin/v1/tenants/broke", None)
+        .await;
+    assert_eq!(shown.body["status"], "provisioning", "{}", shown.body);
+    let id = shown.body["id"].as_str().unwrap().to_owned();
+    let left: Vec<String> = list_dir(&app.tenants_dir())
+        .into_iter()
+        .filter(|name| name.starts_with(&id))
+        .collect();
+    assert!(left.is_empty(), "a half-built database stayed: {left:?}");
+    // Other tenants are provisioned as usual beside it.
+    create(&app, json!({"slug": "fine"})).await;
+    let fine = app.admin(Method::GET, "/admin/v1/tenants/fine", None).await;
+    assert!(app.database_file(&fine.body).is_file());
 }
 
 #[tokio::test]
