@@ -1,18 +1,28 @@
 //! Time as the schema stores it (unix milliseconds) and as the API shows it (RFC 3339, UTC).
 
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Unix milliseconds as an RFC 3339 string in UTC, e.g. `2026-11-23T15:26:17.123Z`.
+/// Unix milliseconds as an RFC 3339 string in UTC, always with three fraction digits, e.g.
+/// `2026-11-23T15:26:17.120Z`: every timestamp has the same width, so they sort as text too.
 pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    match OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) if (0..=9999).contains(&t.year()) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Serialises a unix-millisecond field as RFC 3339 (`#[serde(serialize_with = "clock::as_rfc3339")]`).
@@ -37,7 +47,20 @@ mod tests {
 
     #[test]
     fn formats_milliseconds_as_utc_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(1_700_000_000_980), "2023-11-14T22:13:20.980Z");
+        assert_eq!(rfc3339(1_700_000_000_007), "2023-11-14T22:13:20.007Z");
+    }
+
+    #[test]
+    fn every_timestamp_has_the_same_width_and_parses_back() {
+        use time::format_description::well_known::Rfc3339;
+        for ms in [0, 1, 10, 100, 999, 1_700_000_000_000, 4_102_444_799_999] {
+            let text = rfc3339(ms);
+            assert_eq!(text.len(), 24, "{text}");
+            let back = OffsetDateTime::parse(&text, &Rfc3339).unwrap();
+            assert_eq!(back.unix_timestamp_nanos() / 1_000_000, i128::from(ms));
+        }
     }
 }

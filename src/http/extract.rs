@@ -34,6 +34,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        // Bodies are read as sent: a compressed one would be taken for (bad) JSON, or worse,
+        // a body labelled compressed but sent plain would be accepted.
+        let encoding = req.headers().get(header::CONTENT_ENCODING);
+        if encoding.is_some_and(|value| !value.as_bytes().eq_ignore_ascii_case(b"identity")) {
+            return Err(Error::UnsupportedMediaType(
+                "compressed request bodies are not accepted (Content-Encoding); send the JSON as is"
+                    .into(),
+            ));
+        }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(json_error(rejection)),
@@ -44,6 +53,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON body whose fields are all optional: an empty body, with or without a Content-Type,
+/// reads as `{}`. Anything else is read as [`Json`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let (parts, body) = req.into_parts();
+        let head = Request::from_parts(parts.clone(), axum::body::Body::empty());
+        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+                _ => Error::BadRequest("the request body could not be read".into()),
+            })?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(T::default()));
+        }
+        let (parts, _) = head.into_parts();
+        let Json(value) =
+            Json::from_request(Request::from_parts(parts, bytes.into()), state).await?;
+        Ok(OptionalJson(value))
     }
 }
 

@@ -34,11 +34,26 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
             .iter()
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
     )?;
-    let host = request
+    // RFC 9112: more than one Host is a bad request, and an absolute request target
+    // (`GET http://acme.example.com/...`, or HTTP/2's :authority) names the host over any Host.
+    if request
         .headers()
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Error::BadRequest(
+            "the request has more than one Host header".into(),
+        ));
+    }
+    let host = match request.uri().authority() {
+        Some(authority) => Some(authority.host()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok()),
+    };
     let claims = state.resolver.claims(RequestFacts {
         host,
         x_tenant: x_tenant.as_deref(),
@@ -46,7 +61,11 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     });
 
     let domain_slug = match &claims.custom_domain {
-        Some(domain) => state.registry.slug_for_domain(domain).await?,
+        Some(domain) => state
+            .registry
+            .slug_for_domain(domain)
+            .await
+            .map_err(registry_unreadable)?,
         None => None,
     };
     let named = resolve::decide(domain_slug.as_ref().map(Slug::as_str), &claims.named)?;
@@ -55,7 +74,8 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     let tenant = state
         .registry
         .find(&slug)
-        .await?
+        .await
+        .map_err(registry_unreadable)?
         .ok_or(Error::TenantNotFound)?;
     // Every later log line of this request carries the tenant.
     tracing::Span::current().record("tenant", tenant.slug.as_str());
@@ -76,6 +96,22 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     let db = TenantDb::new(state.clone(), tenant, pool);
     request.extensions_mut().insert(db.clone());
     Ok((admission, db))
+}
+
+/// The registry could not be read (its database down or damaged): the tenant cannot be served
+/// for now, which is a `503` to retry, not a bug in the request. The cause is logged here, as
+/// the answer will not carry it.
+fn registry_unreadable(error: Error) -> Error {
+    match error {
+        Error::Internal(cause) => {
+            tracing::error!(
+                error = format!("{cause:#}"),
+                "the control registry cannot be read"
+            );
+            Error::TenantUnavailable { retry_after: 1 }
+        }
+        other => other,
+    }
 }
 
 /// Only an active tenant is served; each other status has its own answer.

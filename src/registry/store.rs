@@ -62,8 +62,13 @@ impl RegistryStore {
         Ok(Self { pool })
     }
 
+    /// Whether lookups can be served: reads the tenants table itself (its schema and first
+    /// page), where `SELECT 1` would pass without touching the file at all.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        sqlx::query("SELECT id FROM tenants LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .is_ok()
     }
 
     pub async fn close(&self) {

@@ -196,6 +196,76 @@ async fn over_long_names_and_descriptions_are_refused_and_the_limits_themselves_
 }
 
 #[tokio::test]
+async fn a_compressed_body_is_unsupported_media_type() {
+    let (app, token) = acme().await;
+    // Labelled gzip but sent plain: read as it stands, it would be taken for valid JSON.
+    for encoding in ["gzip", "br", "deflate"] {
+        let reply = Reply::send(
+            app.request(Method::POST, "/v1/projects")
+                .header("host", "acme.localhost")
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .bearer_auth(&token)
+                .body(r#"{"name": "x"}"#),
+        )
+        .await;
+        reply.assert_error(415, "unsupported_media_type");
+    }
+    let list = app.tenant("acme").get("/v1/projects", &token).await;
+    assert_eq!(list.body["data"], json!([]), "nothing was created");
+    let plain = Reply::send(
+        app.request(Method::POST, "/v1/projects")
+            .header("host", "acme.localhost")
+            .header("content-type", "application/json")
+            .header("content-encoding", "identity")
+            .bearer_auth(&token)
+            .body(r#"{"name": "x"}"#),
+    )
+    .await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+}
+
+#[tokio::test]
+async fn two_host_headers_are_a_bad_request_and_an_absolute_target_names_the_host() {
+    let app = spawn_app().await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    // Either Host alone would resolve: together they are ambiguous (RFC 9112).
+    raw_request(
+        app.addr,
+        "GET /v1/me HTTP/1.1",
+        &[b"Host: acme.localhost", b"Host: globex.localhost"],
+    )
+    .await
+    .assert_error(400, "bad_request");
+    // The request target's host wins over the Host header (RFC 9112, section 3.2.2). acme is
+    // suspended, so which tenant was resolved shows in the answer.
+    app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
+        .await;
+    raw_request(
+        app.addr,
+        "GET http://globex.localhost/v1/me HTTP/1.1",
+        &[b"Host: acme.localhost"],
+    )
+    .await
+    .assert_error(401, "unauthorized");
+    raw_request(
+        app.addr,
+        "GET http://acme.localhost:8080/v1/me HTTP/1.1",
+        &[b"Host: globex.localhost"],
+    )
+    .await
+    .assert_error(403, "tenant_suspended");
+    raw_request(
+        app.addr,
+        "GET http://nobody.localhost/v1/me HTTP/1.1",
+        &[b"Host: globex.localhost"],
+    )
+    .await
+    .assert_error(404, "tenant_not_found");
+}
+
+#[tokio::test]
 async fn odd_host_headers_are_client_errors_in_the_error_shape() {
     let app = spawn_app().await;
     app.create_tenant("acme").await;

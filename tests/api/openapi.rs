@@ -100,6 +100,16 @@ async fn the_tenant_document_is_openapi_3_1_and_lists_every_route_of_the_contrac
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Parameters say what the server enforces: `limit` is 1 to 100 on every list.
+    for path in ["/v1/projects", "/v1/members", "/v1/audit"] {
+        let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let limit = parameters
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap_or_else(|| panic!("{path} documents limit"));
+        assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["schema"]["maximum"], 100, "{path}: {limit}");
+    }
 }
 
 #[tokio::test]

@@ -189,6 +189,56 @@ async fn a_request_still_running_after_the_timeout_is_answered_503_timeout() {
 }
 
 #[tokio::test]
+async fn an_unreadable_registry_makes_readyz_and_uncached_tenants_503() {
+    use sqlx::{ConnectOptions, Executor};
+    let app = spawn_app().await;
+    let acme = app
+        .create_tenant_with_owner("acme", "owner@acme.com", "owner-password")
+        .await;
+    app.create_tenant("globex").await;
+    let ready = crate::helpers::Reply::send(app.request(Method::GET, "/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    // The registry's table goes missing behind silo's back.
+    let mut registry = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(app.dir.path().join("data").join("control.db"))
+        .connect()
+        .await
+        .unwrap();
+    registry
+        .execute("ALTER TABLE tenants RENAME TO tenants_elsewhere")
+        .await
+        .unwrap();
+
+    let ready = crate::helpers::Reply::send(app.request(Method::GET, "/readyz")).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    // A tenant not in the cache cannot be looked up: retry later, not a server bug.
+    let reply = app
+        .tenant("globex")
+        .send(Method::GET, "/v1/projects", None, None)
+        .await;
+    reply.assert_error(503, "tenant_unavailable");
+    assert!(
+        reply.headers.contains_key("retry-after"),
+        "{:?}",
+        reply.headers
+    );
+    // A tenant already cached is still served meanwhile.
+    let projects = app
+        .tenant("acme")
+        .get("/v1/projects", &acme.access_token)
+        .await;
+    assert_eq!(projects.status, 200, "{}", projects.body);
+
+    registry
+        .execute("ALTER TABLE tenants_elsewhere RENAME TO tenants")
+        .await
+        .unwrap();
+    let ready = crate::helpers::Reply::send(app.request(Method::GET, "/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+}
+
+#[tokio::test]
 async fn shutdown_stops_accepting_and_closes_every_pool() {
     let app = spawn_app().await;
     app.create_tenant("acme").await;
@@ -215,11 +265,14 @@ async fn shutdown_stops_accepting_and_closes_every_pool() {
 #[tokio::test]
 async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, admin_port) = (free_port(), free_port());
     let silo = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_silo"));
         command
@@ -240,7 +293,10 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
             )
             .env("SILO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "5")
-            .env("SILO__LOG__FORMAT", "json");
+            .env("SILO__LOG__FORMAT", "json")
+            .env("SILO__ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
+            // Looks like a number: it must still be used as written, not as 7.
+            .env("SILO__ADMIN__TOKEN", "007");
         command
     };
     assert!(silo(&["tenant", "create", "acme"])
@@ -264,6 +320,16 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "silo serve did not come up");
+    let tenants = format!("http://127.0.0.1:{admin_port}/admin/v1/tenants");
+    for (token, status) in [("007", 200), ("7", 401)] {
+        let reply = client
+            .get(&tenants)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), status, "admin token {token:?}");
+    }
     let me = client
         .get(format!("{base}/v1/me"))
         .header("host", "acme.localhost")

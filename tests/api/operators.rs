@@ -258,6 +258,19 @@ async fn a_migration_run_is_accepted_recorded_and_reported() {
         )
         .await;
     zero.assert_error(422, "validation_failed");
+    // Both fields are optional, so the body may be left out altogether; a body that is there
+    // is still read as JSON.
+    let bodiless = app.admin(Method::POST, "/admin/v1/migrations", None).await;
+    assert_eq!(bodiless.status, 202, "{}", bodiless.body);
+    let not_json = crate::helpers::Reply::send(
+        app.client
+            .post(format!("http://{}/admin/v1/migrations", app.admin_addr))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body("{"),
+    )
+    .await;
+    not_json.assert_error(400, "bad_request");
 }
 
 #[tokio::test]

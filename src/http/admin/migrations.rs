@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     control::{self, FanoutOptions, MigrationStatus},
     error::{ErrorBody, Result},
-    http::extract::{Json, Path},
+    http::extract::{Json, OptionalJson, Path},
     registry::FanoutRun,
     state::AppState,
 };
@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_migration))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartMigration {
     /// Tenant databases migrated at once, 1 to 64 (default 4).
@@ -35,13 +35,13 @@ struct StartedRun {
     id: String,
 }
 
-/// Start a migration fan-out; it runs in the background.
+/// Start a migration fan-out; it runs in the background. The body may be left out.
 #[utoipa::path(post, path = "/admin/v1/migrations", tag = "migrations", request_body = StartMigration, responses(
     (status = 202, description = "Started", body = StartedRun),
     (status = 422, description = "Bad concurrency or unknown tenant", body = ErrorBody)))]
 async fn start_migration(
     State(state): State<AppState>,
-    Json(body): Json<StartMigration>,
+    OptionalJson(body): OptionalJson<StartMigration>,
 ) -> Result<(StatusCode, Json<StartedRun>)> {
     let options = FanoutOptions {
         concurrency: body.concurrency.unwrap_or(4),

@@ -84,7 +84,7 @@ struct ListQuery {
     /// Only tenants with this status.
     status: Option<String>,
     /// Items per page, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
