@@ -117,11 +117,6 @@ pub async fn provision(
                 .ok_or_else(|| Error::not_found("tenant"))
         }
         Err(error) => {
-            // No half-built database stays behind: the re-run that finishes the tenant builds
-            // it again from the template.
-            if let Err(drop_error) = storage::drop_database(state, &record).await {
-                tracing::warn!(error = %drop_error, "could not remove the half-built database");
-            }
             let reason = format!("provisioning failed: {error}");
             tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
             state
@@ -188,8 +183,23 @@ fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
 }
 
 /// The idempotent part: database, schema, seed, owner. Returns the schema version.
+///
+/// A run that fails after creating the database removes it again, so no half-built database
+/// stays behind; the re-run that finishes the tenant builds it anew from the template. A
+/// database this run did not create (another run's, finishing the same tenant) is left alone.
 async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
-    storage::create_database(state, record).await?;
+    let created = storage::create_database(state, record).await?;
+    let result = fill(state, record, valid).await;
+    if result.is_err() && created {
+        if let Err(error) = storage::drop_database(state, record).await {
+            tracing::warn!(error = %error, "could not remove the half-built database");
+        }
+    }
+    result
+}
+
+/// Schema, seed and owner, on a database that exists.
+async fn fill(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
     let pool = storage::connect(state, record).await?;
     let result = async {
         let version = schema::migrate_tenant(&mut *pool.acquire().await?)

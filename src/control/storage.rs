@@ -38,10 +38,11 @@ fn sqlite_file(server: &Server, tenant: &TenantRecord) -> Result<(PathBuf, PathB
 }
 
 /// Creates the tenant's database unless it already exists (so a re-run finishes the job).
-pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<()> {
+/// Says whether this call created it: only then may a failed run remove it again.
+pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<bool> {
     let (dir, file) = sqlite_file(server(state, tenant)?, tenant)?;
     if tokio::fs::try_exists(&file).await.unwrap_or(false) {
-        return Ok(());
+        return Ok(false);
     }
     tokio::fs::create_dir_all(&dir)
         .await
@@ -64,7 +65,7 @@ pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<
             .context(format!("creating the database of {}", tenant.slug))
             .into());
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A short-lived connection to the tenant's database for control work (not the request pools).
