@@ -90,6 +90,44 @@ fn a_bad_config_value_exits_2_naming_the_key() {
 }
 
 #[test]
+fn a_budget_for_local_beside_configured_servers_needs_its_url() {
+    let cli = Cli::new();
+    let config = cli.dir.path().join("eu.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[servers.eu]\nurl = \"sqlite://{}\"\n",
+            cli.data_dir().display().to_string(),
+            cli.tenants_dir().display()
+        ),
+    )
+    .unwrap();
+    let env = [("SILO__SERVERS__LOCAL__MAX_CONNECTIONS", "50".to_owned())];
+    let out = cli.run_with(
+        &["--config", config.to_str().unwrap(), "tenant", "list"],
+        &env,
+        None,
+    );
+    out.assert_code(2);
+    assert!(out.stderr.contains("servers.local.url"), "{out:?}");
+}
+
+#[test]
+fn a_variable_that_is_not_utf8_does_not_stop_silo() {
+    use std::os::unix::ffi::OsStrExt;
+    let cli = Cli::new();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_silo"));
+    command
+        .args(["tenant", "list"])
+        .current_dir(cli.work_dir())
+        .env_remove("SILO_CONFIG")
+        .envs(cli.env())
+        .env("SOMEONE_ELSES", std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
+#[test]
 fn environment_values_of_the_right_kind_are_accepted() {
     let cli = Cli::new();
     let mut env = cli.env();
