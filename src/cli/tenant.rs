@@ -24,22 +24,22 @@ pub enum TenantCommand {
     /// Show one tenant.
     Show {
         #[arg(value_parser = slug_argument)]
-        slug: String,
+        slug: Slug,
     },
     /// Suspend a tenant: its requests get 403 tenant_suspended.
     Suspend {
         #[arg(value_parser = slug_argument)]
-        slug: String,
+        slug: Slug,
     },
     /// Resume a suspended tenant.
     Resume {
         #[arg(value_parser = slug_argument)]
-        slug: String,
+        slug: Slug,
     },
     /// Delete a tenant and its database. Irreversible.
     Delete {
         #[arg(value_parser = slug_argument)]
-        slug: String,
+        slug: Slug,
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
@@ -72,10 +72,8 @@ pub struct CreateArgs {
 
 /// A slug argument of an existing tenant: one that cannot be a slug is a bad argument (exit 2),
 /// not a tenant that was not found (exit 1).
-fn slug_argument(raw: &str) -> std::result::Result<String, String> {
-    Slug::parse_shape(raw)
-        .map(|slug| slug.as_str().to_owned())
-        .map_err(|problem| format!("not a slug: {problem}"))
+fn slug_argument(raw: &str) -> std::result::Result<Slug, String> {
+    Slug::parse_shape(raw).map_err(|problem| format!("not a slug: {problem}"))
 }
 
 pub async fn run(settings: Settings, command: TenantCommand) -> Result<Outcome> {
@@ -116,11 +114,15 @@ async fn execute(
             print_tenant(&control::provision(state, request, IfExists::FinishProvisioning).await?);
         }
         TenantCommand::List => print_table(&control::list_all(state).await?),
-        TenantCommand::Show { slug } => print_tenant(&control::find(state, &slug).await?),
-        TenantCommand::Suspend { slug } => print_tenant(&control::suspend(state, &slug).await?),
-        TenantCommand::Resume { slug } => print_tenant(&control::resume(state, &slug).await?),
+        TenantCommand::Show { slug } => print_tenant(&control::find(state, slug.as_str()).await?),
+        TenantCommand::Suspend { slug } => {
+            print_tenant(&control::suspend(state, slug.as_str()).await?)
+        }
+        TenantCommand::Resume { slug } => {
+            print_tenant(&control::resume(state, slug.as_str()).await?)
+        }
         TenantCommand::Delete { slug, .. } => {
-            control::delete(state, &slug).await?;
+            control::delete(state, slug.as_str()).await?;
             eprintln!("deleted {slug}");
         }
     }

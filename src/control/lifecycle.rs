@@ -134,7 +134,7 @@ pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
         .set_status(&tenant, Status::Deleting, None)
         .await?;
     state.pools.evict(tenant.id).await;
-    storage::drop_database(state, &tenant).await?;
+    storage::forget_tenant(state, &tenant).await?;
     state.registry.delete(&tenant).await?;
     tracing::info!(tenant = %tenant.slug, id = %tenant.id, "tenant deleted");
     Ok(())

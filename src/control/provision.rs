@@ -100,10 +100,26 @@ pub async fn provision(
         }
     };
 
+    // One run builds a tenant at a time; a run that finds it already claimed is a conflict.
+    let lock = match storage::lock_build(state, &record) {
+        Ok(lock) => lock,
+        Err(conflict @ Error::Conflict(_)) => return Err(conflict),
+        Err(error) => return failed(state, &record, error).await,
+    };
+    // Another run may have finished it between our read and the lock.
+    match state.registry.load(&record.slug).await? {
+        Some(current) if current.id == record.id && current.status == Status::Provisioning => {}
+        _ => {
+            return Err(Error::Conflict(format!(
+                "tenant {} was finished or removed by another run meanwhile",
+                record.slug
+            )))
+        }
+    }
     let built = build(state, &record, &valid).await;
-    state.metrics.provisioned(built.is_ok());
-    match built {
+    let outcome = match built {
         Ok(version) => {
+            state.metrics.provisioned(true);
             state.registry.set_schema_version(&record, version).await?;
             state
                 .registry
@@ -116,16 +132,22 @@ pub async fn provision(
                 .await?
                 .ok_or_else(|| Error::not_found("tenant"))
         }
-        Err(error) => {
-            let reason = format!("provisioning failed: {error}");
-            tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
-            state
-                .registry
-                .set_status(&record, Status::Provisioning, Some(&reason))
-                .await?;
-            Err(error)
-        }
-    }
+        Err(error) => failed(state, &record, error).await,
+    };
+    drop(lock);
+    outcome
+}
+
+/// Leaves the tenant in `provisioning` with the reason in `last_error`, for a re-run to finish.
+async fn failed(state: &AppState, record: &TenantRecord, error: Error) -> Result<TenantRecord> {
+    state.metrics.provisioned(false);
+    let reason = format!("provisioning failed: {error}");
+    tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
+    state
+        .registry
+        .set_status(record, Status::Provisioning, Some(&reason))
+        .await?;
+    Err(error)
 }
 
 fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
@@ -184,9 +206,9 @@ fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
 
 /// The idempotent part: database, schema, seed, owner. Returns the schema version.
 ///
-/// A run that fails after creating the database removes it again, so no half-built database
-/// stays behind; the re-run that finishes the tenant builds it anew from the template. A
-/// database this run did not create (another run's, finishing the same tenant) is left alone.
+/// Runs under the tenant's build lock. A run that fails after creating the database removes it
+/// again, so no half-built database stays behind; the re-run that finishes the tenant builds it
+/// anew from the template. A database this run did not create (an earlier run's) is left alone.
 async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
     let created = storage::create_database(state, record).await?;
     let result = fill(state, record, valid).await;

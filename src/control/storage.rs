@@ -37,6 +37,45 @@ fn sqlite_file(server: &Server, tenant: &TenantRecord) -> Result<(PathBuf, PathB
     Ok((dir.clone(), file))
 }
 
+/// Held while one run builds a tenant's database. A second run finishing the same tenant at
+/// the same moment (another `silo tenant create`, the script) is refused with `409` rather than
+/// let the two build over each other, or one remove what the other is finishing.
+///
+/// An advisory lock (`flock`) on a hidden `.<database>.lock` beside the database: it holds
+/// across processes, and the operating system releases it if the run dies. The file is left in
+/// place (removing a lock file while others may open it would let two runs lock two different
+/// files) and goes with the tenant's database.
+pub struct BuildLock {
+    _file: std::fs::File,
+}
+
+/// Takes the [`BuildLock`] of `tenant`, or answers `409 conflict` if another run holds it.
+pub fn lock_build(state: &AppState, tenant: &TenantRecord) -> Result<BuildLock> {
+    let (dir, _) = sqlite_file(server(state, tenant)?, tenant)?;
+    let path = build_lock_file(&dir, tenant);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(BuildLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
+            "tenant {} is being provisioned by another run; try again once it has finished",
+            tenant.slug
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(anyhow::Error::from(error)
+            .context(format!("locking {}", path.display()))
+            .into()),
+    }
+}
+
+fn build_lock_file(dir: &Path, tenant: &TenantRecord) -> PathBuf {
+    dir.join(format!(".{}.lock", tenant.database))
+}
+
 /// Creates the tenant's database unless it already exists (so a re-run finishes the job).
 /// Says whether this call created it: only then may a failed run remove it again.
 pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<bool> {
@@ -95,11 +134,25 @@ pub async fn database_bytes(state: &AppState, tenant: &TenantRecord) -> Result<u
     Ok(total)
 }
 
-/// Removes the tenant's database; a database already gone is fine.
+/// Removes the tenant's database; a database already gone is fine. Its build lock stays (a
+/// failed run removes the database while it holds the lock): [`forget_tenant`] removes both.
 pub async fn drop_database(state: &AppState, tenant: &TenantRecord) -> Result<()> {
     let (_dir, file) = sqlite_file(server(state, tenant)?, tenant)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", file.display()));
+    let files =
+        ["", "-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", file.display())));
+    remove_files(files).await
+}
+
+/// Removes everything the tenant has on its server: its database and its build lock.
+pub async fn forget_tenant(state: &AppState, tenant: &TenantRecord) -> Result<()> {
+    drop_database(state, tenant).await?;
+    let (dir, _file) = sqlite_file(server(state, tenant)?, tenant)?;
+    remove_files([build_lock_file(&dir, tenant)]).await
+}
+
+/// Removes `paths`; one already gone is fine.
+async fn remove_files(paths: impl IntoIterator<Item = PathBuf>) -> Result<()> {
+    for path in paths {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -215,6 +215,58 @@ fn a_half_provisioned_tenant_is_finished_by_creating_it_again() {
     cli.run(&["tenant", "create", "acme"]).assert_code(1);
 }
 
+#[test]
+fn a_run_finishing_a_tenant_that_another_run_is_building_is_refused_and_harms_nothing() {
+    let cli = Cli::new();
+    let plans = cli.dir.path().join("plans");
+    for plan in ["free", "broken"] {
+        std::fs::create_dir_all(plans.join(plan)).unwrap();
+        std::fs::write(plans.join(plan).join("plan.toml"), "open_signup = true\n").unwrap();
+    }
+    std::fs::write(
+        plans.join("broken").join("seed.sql"),
+        "INSERT INTO nowhere VALUES (1);",
+    )
+    .unwrap();
+    let mut env = cli.env();
+    env.retain(|(key, _)| *key != "SILO__TEMPLATES_DIR");
+    env.push(("SILO__TEMPLATES_DIR", plans.display().to_string()));
+    // A first run fails part way: acme stays in provisioning, with no database.
+    cli.run_with(
+        &["tenant", "create", "acme", "--plan", "broken"],
+        &env,
+        None,
+    )
+    .assert_code(1);
+    let half = cli.run_with(&["tenant", "show", "acme"], &env, None).json();
+    assert_eq!(half["status"], "provisioning");
+    let database = half["database"].as_str().unwrap().to_owned();
+    assert!(databases(&cli).is_empty(), "{:?}", cli.tenant_files());
+
+    // Another run holds acme's build lock, as a run in another process would while it builds.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cli.tenants_dir().join(format!(".{database}.lock")))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let refused = cli.run_with(&["tenant", "create", "acme"], &env, None);
+    refused.assert_code(1);
+    assert!(refused.stderr.contains("another run"), "{refused:?}");
+    let still = cli.run_with(&["tenant", "show", "acme"], &env, None).json();
+    assert_eq!(still["status"], "provisioning");
+    assert!(databases(&cli).is_empty(), "the refused run built nothing");
+
+    // Once the lock is free and the plan's seed mended, a run finishes acme.
+    drop(lock);
+    std::fs::write(plans.join("broken").join("seed.sql"), "").unwrap();
+    let finished = cli.run_with(&["tenant", "create", "acme"], &env, None);
+    finished.assert_code(0);
+    assert_eq!(finished.json()["status"], "active");
+    assert_eq!(databases(&cli), vec![database]);
+}
+
 #[tokio::test]
 async fn changes_made_by_the_cli_reach_a_running_server_within_the_cache_ttl() {
     let cli = Cli::new();
