@@ -61,11 +61,7 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     });
 
     let domain_slug = match &claims.custom_domain {
-        Some(domain) => state
-            .registry
-            .slug_for_domain(domain)
-            .await
-            .map_err(registry_unreadable)?,
+        Some(domain) => state.registry.slug_for_domain(domain).await?,
         None => None,
     };
     let named = resolve::decide(domain_slug.as_ref().map(Slug::as_str), &claims.named)?;
@@ -74,8 +70,7 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     let tenant = state
         .registry
         .find(&slug)
-        .await
-        .map_err(registry_unreadable)?
+        .await?
         .ok_or(Error::TenantNotFound)?;
     // Every later log line of this request carries the tenant.
     tracing::Span::current().record("tenant", tenant.slug.as_str());
@@ -96,22 +91,6 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     let db = TenantDb::new(state.clone(), tenant, pool);
     request.extensions_mut().insert(db.clone());
     Ok((admission, db))
-}
-
-/// The registry could not be read (its database down or damaged): the tenant cannot be served
-/// for now, which is a `503` to retry, not a bug in the request. The cause is logged here, as
-/// the answer will not carry it.
-fn registry_unreadable(error: Error) -> Error {
-    match error {
-        Error::Internal(cause) => {
-            tracing::error!(
-                error = format!("{cause:#}"),
-                "the control registry cannot be read"
-            );
-            Error::TenantUnavailable { retry_after: 1 }
-        }
-        other => other,
-    }
 }
 
 /// Only an active tenant is served; each other status has its own answer.

@@ -132,9 +132,24 @@ impl RegistryCache {
     }
 }
 
-/// moka shares one error among the waiters of a failed load; report it as internal.
+/// moka shares one error among the waiters of a failed load. A registry the database cannot
+/// read (a missing table, a damaged file) or cannot reach is a passing condition for every
+/// tenant not cached: `503 tenant_unavailable`, to retry. Anything else (a row that does not
+/// decode, say) is a bug: `500`. Logged here, once per failed load, as no answer carries it.
 fn shared_error(error: Arc<Error>) -> Error {
-    Error::Internal(anyhow::anyhow!("registry lookup failed: {error}"))
+    match &*error {
+        Error::TenantUnavailable { .. } => Error::TenantUnavailable { retry_after: 1 },
+        Error::Internal(cause)
+            if matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Database(_))
+            ) =>
+        {
+            tracing::warn!(error = %cause, "the control registry cannot be read");
+            Error::TenantUnavailable { retry_after: 1 }
+        }
+        _ => Error::Internal(anyhow::anyhow!("registry lookup failed: {error}")),
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +216,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(next.status, Status::Suspended);
+    }
+
+    #[tokio::test]
+    async fn a_registry_the_database_cannot_read_is_unavailable_and_a_bad_row_is_a_bug() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let missing_table = sqlx::query("SELECT id FROM tenants")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let unreadable = shared_error(Arc::new(Error::from(missing_table)));
+        assert!(
+            matches!(unreadable, Error::TenantUnavailable { retry_after: 1 }),
+            "{unreadable:?}"
+        );
+        let bad_row = Error::from(sqlx::Error::ColumnNotFound("status".into()));
+        assert!(matches!(
+            shared_error(Arc::new(bad_row)),
+            Error::Internal(_)
+        ));
     }
 }

@@ -10,7 +10,14 @@ pub use cache::RegistryCache;
 pub use runs::FanoutRun;
 pub use store::{NewTenant, RegistryStore};
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use crate::{
     error::Result,
@@ -36,24 +43,32 @@ impl Registry {
 
     /// Request path: the tenant with this slug, from the cache when possible.
     pub async fn find(&self, slug: &Slug) -> Result<Option<Arc<TenantRecord>>> {
-        self.metrics.registry_lookup();
-        self.cache
+        let queried = AtomicBool::new(false);
+        let found = self
+            .cache
             .tenant(slug, || {
-                self.metrics.registry_miss();
+                queried.store(true, Ordering::Relaxed);
                 self.store.by_slug(slug)
             })
-            .await
+            .await;
+        self.metrics
+            .registry_lookup(!queried.load(Ordering::Relaxed));
+        found
     }
 
     /// Request path: the slug a custom domain belongs to, from the cache when possible.
     pub async fn slug_for_domain(&self, domain: &str) -> Result<Option<Slug>> {
-        self.metrics.registry_lookup();
-        self.cache
+        let queried = AtomicBool::new(false);
+        let found = self
+            .cache
             .domain(domain, || {
-                self.metrics.registry_miss();
+                queried.store(true, Ordering::Relaxed);
                 self.store.slug_for_domain(domain)
             })
-            .await
+            .await;
+        self.metrics
+            .registry_lookup(!queried.load(Ordering::Relaxed));
+        found
     }
 
     /// Control path: the current row, bypassing the cache.
