@@ -5,6 +5,7 @@
 use std::{future::Future, sync::Mutex, time::Duration};
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 
@@ -14,14 +15,15 @@ pub struct Background {
 }
 
 impl Background {
-    /// Runs `work` to completion in its own task.
+    /// Runs `work` to completion in its own task, inside the caller's span: its log lines
+    /// carry the request id and route of the request that started it.
     pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = self
             .tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(work);
+        tasks.spawn(work.instrument(tracing::Span::current()));
     }
 
     /// Runs `work` in its own task and waits for its result. If the caller is dropped, the

@@ -319,9 +319,10 @@ impl TenantPools {
         held
     }
 
-    /// Pools open right now (moka counts lazily: exact after [`Self::run_housekeeping`]).
+    /// Pools open right now: the entries the cache holds. (moka's own `entry_count` is updated
+    /// only by its housekeeping, so a gauge read from it lagged behind newly opened pools.)
     pub fn open_count(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.iter().count() as u64
     }
 
     /// Runs moka's deferred work, so idle pools close even when no request arrives, and closes

@@ -4,7 +4,7 @@
 
 mod metrics;
 
-pub use metrics::{Metrics, ServerConnections};
+pub use metrics::{to_prometheus_text, Metrics, ServerConnections};
 
 use tracing_subscriber::{fmt, EnvFilter};
 

@@ -86,18 +86,61 @@ async fn metrics_count_requests_by_route_and_status_without_tenant_labels() {
     for name in [
         "silo_http_request_duration_seconds_bucket",
         "silo_registry_lookups_total",
+        "silo_registry_cache_hits_total",
         "silo_registry_cache_misses_total",
-        "silo_tenant_pools_open",
         "silo_server_connections",
         "silo_server_connection_budget",
         "silo_provisioning_total",
+        "silo_tenant_migrations_total",
     ] {
         assert!(text.contains(name), "{name} missing");
     }
+    // Read when scraped: the one pool opened by the requests above, not a lagging count.
+    assert!(
+        text.lines().any(|l| l == "silo_tenant_pools_open 1"),
+        "{text}"
+    );
+    let sample = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(sample("silo_registry_cache_hits_total") >= 2.0);
+    assert_eq!(
+        sample("silo_registry_cache_hits_total") + sample("silo_registry_cache_misses_total"),
+        sample("silo_registry_lookups_total")
+    );
     assert!(
         !text.contains("zebra-unique-slug"),
         "tenant slugs must not become labels"
     );
+
+    // The classic text format unless the scraper asks for OpenMetrics, as Prometheus does.
+    let classic = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert!(reply_type_of(&classic).starts_with("text/plain; version=0.0.4"));
+    assert!(
+        text.contains("# TYPE silo_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
+    let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let openmetrics = app
+        .client
+        .get(app.url("/metrics"))
+        .header("accept", prometheus)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply_type_of(&openmetrics).starts_with("application/openmetrics-text"));
+    let openmetrics = openmetrics.text().await.unwrap();
+    assert!(openmetrics.contains("# TYPE silo_http_requests counter"));
+    assert!(openmetrics.ends_with("# EOF\n"));
+}
+
+fn reply_type_of(reply: &reqwest::Response) -> String {
+    reply.headers()["content-type"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -265,14 +308,9 @@ async fn shutdown_stops_accepting_and_closes_every_pool() {
 #[tokio::test]
 async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, admin_port) = (free_port(), free_port());
+    // Two free ports, held together so they differ, and let go only when silo starts.
+    let held = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let [port, admin_port] = [0, 1].map(|i| held[i].local_addr().unwrap().port());
     let silo = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_silo"));
         command
@@ -304,6 +342,7 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .unwrap()
         .status
         .success());
+    drop(held);
     let child = silo(&["serve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
