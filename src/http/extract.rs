@@ -36,8 +36,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         // Bodies are read as sent: a compressed one would be taken for (bad) JSON, or worse,
         // a body labelled compressed but sent plain would be accepted.
-        let encoding = req.headers().get(header::CONTENT_ENCODING);
-        if encoding.is_some_and(|value| !value.as_bytes().eq_ignore_ascii_case(b"identity")) {
+        let encoded = req
+            .headers()
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+            .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded {
             return Err(Error::UnsupportedMediaType(
                 "compressed request bodies are not accepted (Content-Encoding); send the JSON as is"
                     .into(),

@@ -211,6 +211,21 @@ async fn a_compressed_body_is_unsupported_media_type() {
         .await;
         reply.assert_error(415, "unsupported_media_type");
     }
+    // Every coding counts, in one header or several.
+    for codings in [vec!["identity, gzip"], vec!["identity", "gzip"]] {
+        let mut request = app
+            .request(Method::POST, "/v1/projects")
+            .header("host", "acme.localhost")
+            .header("content-type", "application/json")
+            .bearer_auth(&token)
+            .body(r#"{"name": "x"}"#);
+        for coding in codings {
+            request = request.header("content-encoding", coding);
+        }
+        Reply::send(request)
+            .await
+            .assert_error(415, "unsupported_media_type");
+    }
     let list = app.tenant("acme").get("/v1/projects", &token).await;
     assert_eq!(list.body["data"], json!([]), "nothing was created");
     let plain = Reply::send(

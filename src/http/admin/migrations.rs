@@ -36,7 +36,7 @@ struct StartedRun {
 }
 
 /// Start a migration fan-out; it runs in the background. The body may be left out.
-#[utoipa::path(post, path = "/admin/v1/migrations", tag = "migrations", request_body = StartMigration, responses(
+#[utoipa::path(post, path = "/admin/v1/migrations", tag = "migrations", request_body = Option<StartMigration>, responses(
     (status = 202, description = "Started", body = StartedRun),
     (status = 422, description = "Bad concurrency or unknown tenant", body = ErrorBody)))]
 async fn start_migration(
