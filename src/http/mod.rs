@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::TenantApi::openapi()).merge(routes::router()),
         "/openapi.json",
+        openapi::Listener::Main,
         &state,
     )
     .with_state(state.clone());
@@ -48,6 +49,7 @@ pub fn admin_app(state: AppState) -> Front {
     let routes = documented(
         OpenApiRouter::with_openapi(openapi::AdminApi::openapi()).merge(admin::router()),
         "/admin/v1/openapi.json",
+        openapi::Listener::Admin,
         &state,
     )
     .layer(middleware::from_fn_with_state(
@@ -63,9 +65,11 @@ pub fn admin_app(state: AppState) -> Front {
 fn documented(
     router: OpenApiRouter<AppState>,
     document_path: &str,
+    listener: openapi::Listener,
     state: &AppState,
 ) -> Router<AppState> {
-    let (routes, api) = router.split_for_parts();
+    let (routes, mut api) = router.split_for_parts();
+    openapi::add_shared_errors(&mut api, listener);
     let document = Arc::new(
         api.to_pretty_json()
             .expect("the OpenAPI document serialises"),

@@ -2,7 +2,11 @@
 //! the handlers, collected as the routers are built, so a route cannot exist undocumented.
 
 use utoipa::{
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        path::{Operation, ParameterIn},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        ContentBuilder, Ref, RefOr, ResponseBuilder,
+    },
     Modify, OpenApi,
 };
 
@@ -42,4 +46,105 @@ impl Modify for BearerAuth {
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
+}
+
+/// Which listener a document describes: the errors every operation may answer differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Main,
+    Admin,
+}
+
+/// Paths of the main listener that name no tenant.
+const TENANTLESS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+/// Adds to every operation the error answers it shares with the others, which the handlers'
+/// annotations leave out: tenant resolution and limits on the main listener, the admin token
+/// on the admin listener, body and parameter checks, the request timeout. An answer an
+/// annotation already describes is kept as it is.
+pub fn add_shared_errors(api: &mut utoipa::openapi::OpenApi, listener: Listener) {
+    for (path, item) in api.paths.paths.iter_mut() {
+        let tenant_route = listener == Listener::Main && !TENANTLESS.contains(&path.as_str());
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, what) in shared_errors(path, operation, listener, tenant_route) {
+                let response = ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert(RefOr::T(response));
+            }
+        }
+    }
+}
+
+fn shared_errors(
+    path: &str,
+    operation: &Operation,
+    listener: Listener,
+    tenant_route: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut errors = Vec::new();
+    let has_body = operation.request_body.is_some();
+    let has_query =
+        operation.parameters.iter().flatten().any(
+            |parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Query),
+        );
+    let authenticated = operation.security.is_some() || listener == Listener::Admin;
+    if tenant_route {
+        errors.push((
+            "400",
+            "`bad_request`, or `tenant_conflict`: the request names two tenants",
+        ));
+        errors.push(("403", "`forbidden` (role or scope), or `tenant_suspended`"));
+        errors.push(("404", "`not_found`, or `tenant_not_found`"));
+        errors.push((
+            "429",
+            "`rate_limited`, with `Retry-After`: the tenant is past its plan's limits",
+        ));
+        errors.push((
+            "503",
+            "`tenant_unavailable` (with `Retry-After`), or `timeout`",
+        ));
+    } else {
+        errors.push(("503", "`timeout`"));
+    }
+    if authenticated {
+        errors.push((
+            "401",
+            "`unauthorized`: a missing, malformed, expired or foreign token",
+        ));
+    }
+    if listener == Listener::Admin && path.contains("{slug}") {
+        errors.push(("404", "`not_found`: no tenant has this slug"));
+    }
+    if has_body {
+        errors.push(("400", "`bad_request`: the body is not valid JSON"));
+        errors.push(("413", "`payload_too_large`"));
+        errors.push((
+            "415",
+            "`unsupported_media_type`: the body must be JSON, not compressed",
+        ));
+        errors.push(("422", "`validation_failed`, with the fields at fault"));
+    }
+    if has_query {
+        errors.push(("422", "`validation_failed`: a query parameter out of range"));
+    }
+    errors.push(("500", "`internal`"));
+    errors
 }

@@ -100,6 +100,46 @@ async fn the_tenant_document_is_openapi_3_1_and_lists_every_route_of_the_contrac
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every answer a route can give is listed, the shared ones (resolution, limits, tokens,
+    // bodies) included.
+    let codes = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    for (path, method, expected) in [
+        (
+            "/v1/projects",
+            "get",
+            &["200", "401", "403", "404", "422", "429", "503"][..],
+        ),
+        (
+            "/v1/projects/{id}",
+            "patch",
+            &["200", "400", "401", "413", "415", "422"][..],
+        ),
+        (
+            "/v1/auth/login",
+            "post",
+            &["200", "400", "401", "413", "415", "422", "429"][..],
+        ),
+        ("/v1/me", "get", &["200", "401", "403"][..]),
+    ] {
+        let listed = codes(path, method);
+        for code in expected {
+            assert!(
+                listed.iter().any(|c| c == code),
+                "{method} {path} lacks {code}: {listed:?}"
+            );
+        }
+    }
+    assert!(
+        !codes("/healthz", "get").iter().any(|c| c == "429"),
+        "no tenant, no tenant limits"
+    );
     // Parameters say what the server enforces: `limit` is 1 to 100 on every list.
     for path in ["/v1/projects", "/v1/members", "/v1/audit"] {
         let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
@@ -143,6 +183,16 @@ async fn the_admin_document_needs_the_token_and_every_documented_route_is_served
     let doc = app.admin(Method::GET, "/admin/v1/openapi.json", None).await;
     assert_eq!(doc.status, 200);
     assert_eq!(doc.body["openapi"], "3.1.0");
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation["responses"]["401"].is_object(),
+                "{method} {path} does not list the admin token's 401"
+            );
+        }
+    }
+    let domains = &doc.body["paths"]["/admin/v1/tenants/{slug}/domains"]["post"]["responses"];
+    assert!(domains["404"].is_object(), "{domains}");
     // A body every field of which is optional may be left out, and says so.
     let start = &doc.body["paths"]["/admin/v1/migrations"]["post"]["requestBody"];
     assert!(start["content"]["application/json"].is_object(), "{start}");
