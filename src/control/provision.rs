@@ -231,7 +231,7 @@ async fn fill(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);
         seed(&pool, plan).await?;
         if let Some((email, password)) = &valid.owner {
-            create_owner(state, &pool, email, password).await?;
+            create_owner(state, record.id, &pool, email, password).await?;
         }
         Ok(version)
     }
@@ -268,6 +268,7 @@ async fn seed(pool: &AnyPool, plan: &Plan) -> Result<()> {
 /// The first owner; on a re-run an existing account with that email is left as it is.
 async fn create_owner(
     state: &AppState,
+    tenant: TenantId,
     pool: &AnyPool,
     email: &Email,
     password: &str,
@@ -278,7 +279,7 @@ async fn create_owner(
     {
         return Ok(());
     }
-    let password_hash = state.passwords.hash(password).await?;
+    let password_hash = state.passwords.hash(tenant, password).await?;
     let new = NewUser {
         email,
         name: email.local_part(),

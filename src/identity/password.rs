@@ -1,7 +1,10 @@
 //! argon2id password hashing, off the async runtime and bounded, with a dummy hash so an
-//! unknown email costs the same as a wrong password.
+//! unknown email costs the same as a wrong password. Hashing is the one piece of request work
+//! that takes whole cores for tens of milliseconds: its slots are shared fairly between tenants.
 
 use std::sync::Arc;
+
+use dashmap::DashMap;
 
 use argon2::{
     password_hash::{
@@ -9,11 +12,12 @@ use argon2::{
     },
     Algorithm, Argon2, Params, Version,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     config::AuthSettings,
     error::{Error, Result},
+    tenant::TenantId,
 };
 
 /// Length rule of the API contract: 8 to 1,024 characters.
@@ -27,10 +31,45 @@ pub fn validate_password(password: &str) -> Result<()> {
 
 pub struct PasswordHasher {
     params: Params,
-    /// argon2 is CPU- and memory-heavy: at most one hash per core at a time.
-    permits: Arc<Semaphore>,
+    slots: Slots,
     /// A real hash of a random password, verified against when the email is unknown.
     dummy_hash: String,
+}
+
+/// argon2 is CPU- and memory-heavy: at most one hash per core at a time, and at most half of
+/// them (at least one) for any one tenant. A tenant flooding sign-ins then queues behind its
+/// own hashes, while every other tenant still finds a free core within one hash's time.
+struct Slots {
+    all: Arc<Semaphore>,
+    per_tenant: usize,
+    tenants: DashMap<TenantId, Arc<Semaphore>>,
+}
+
+impl Slots {
+    fn new(cores: usize) -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(cores)),
+            per_tenant: (cores / 2).max(1),
+            tenants: DashMap::new(),
+        }
+    }
+
+    /// A slot for `tenant`: first one of its own, then one of all.
+    async fn take(&self, tenant: TenantId) -> Result<[OwnedSemaphorePermit; 2]> {
+        let own = self
+            .tenants
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
+            .clone();
+        let own = own.acquire_owned().await.map_err(anyhow::Error::from)?;
+        let all = self
+            .all
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok([own, all])
+    }
 }
 
 impl PasswordHasher {
@@ -46,13 +85,14 @@ impl PasswordHasher {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(cores)),
+            slots: Slots::new(cores),
             dummy_hash,
         })
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String> {
-        let _permit = self.permits.acquire().await.map_err(anyhow::Error::from)?;
+    /// Hashes a new password of a user of `tenant`.
+    pub async fn hash(&self, tenant: TenantId, password: &str) -> Result<String> {
+        let _slot = self.slots.take(tenant).await?;
         let (params, password) = (self.params.clone(), password.to_owned());
         let hash = tokio::task::spawn_blocking(move || hash_blocking(&params, &password))
             .await
@@ -62,10 +102,15 @@ impl PasswordHasher {
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is none
     /// (unknown email), so both failures take the same time. Returns false in that case.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
+    pub async fn verify(
+        &self,
+        tenant: TenantId,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
-        let _permit = self.permits.acquire().await.map_err(anyhow::Error::from)?;
+        let _slot = self.slots.take(tenant).await?;
         let password = password.to_owned();
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
@@ -88,4 +133,30 @@ fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_holding_its_share_of_slots_leaves_the_rest_to_others() {
+        let slots = Slots::new(2);
+        let (noisy, quiet) = (TenantId::new(), TenantId::new());
+        let first = slots.take(noisy).await.unwrap();
+        // The noisy tenant's next hash waits for its own first one...
+        assert!(slots.take(noisy).now_or_never().is_none());
+        // ...while another tenant gets the free core at once.
+        let other = slots
+            .take(quiet)
+            .now_or_never()
+            .expect("a free slot")
+            .unwrap();
+        // With every core busy, the next one waits, whoever asks.
+        assert!(slots.take(TenantId::new()).now_or_never().is_none());
+        drop((first, other));
+        assert!(slots.take(noisy).now_or_never().is_some());
+    }
 }

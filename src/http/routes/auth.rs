@@ -105,7 +105,7 @@ async fn signup(
         Some(name) => validate_name("name", name)?,
         None => email.local_part().to_owned(),
     };
-    let password_hash = state.passwords.hash(&body.password).await?;
+    let password_hash = state.passwords.hash(db.tenant.id, &body.password).await?;
     let user = User::create(
         &mut *db.conn().await?,
         NewUser {
@@ -159,7 +159,7 @@ async fn login(
     db.release().await;
     let verified = state
         .passwords
-        .verify(&body.password, hash.as_deref())
+        .verify(db.tenant.id, &body.password, hash.as_deref())
         .await?;
     match user {
         Some(user) if verified => {

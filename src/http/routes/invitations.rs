@@ -119,7 +119,7 @@ async fn accept_invitation(
     });
     // Hashing takes tens of milliseconds: the tenant's other requests may use the connection.
     db.release().await;
-    let password_hash = state.passwords.hash(&body.password).await?;
+    let password_hash = state.passwords.hash(db.tenant.id, &body.password).await?;
     let user =
         Invitation::accept(&mut *db.conn().await?, &body.token, &name, &password_hash).await?;
     let details = json!({ "email": user.email, "role": user.role, "invitation_id": invitation.id });
