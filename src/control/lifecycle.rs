@@ -127,8 +127,11 @@ pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result
 
 /// Marks the tenant `deleting` (requests get 404 from now on), closes its pool, removes its
 /// database, then its registry row. A failure part-way leaves `deleting`; deleting again finishes.
+/// Holds the tenant's build lock throughout: a provisioning run still building it (one whose
+/// client gave up, say) is waited out with `409`, never raced.
 pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
     let tenant = find(state, slug).await?;
+    let _building = storage::lock_build(state, &tenant)?;
     state
         .registry
         .set_status(&tenant, Status::Deleting, None)

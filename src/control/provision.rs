@@ -101,11 +101,8 @@ pub async fn provision(
     };
 
     // One run builds a tenant at a time; a run that finds it already claimed is a conflict.
-    let lock = match storage::lock_build(state, &record) {
-        Ok(lock) => lock,
-        Err(conflict @ Error::Conflict(_)) => return Err(conflict),
-        Err(error) => return failed(state, &record, error).await,
-    };
+    // Without the lock the row is not this run's to write: errors go back as they are.
+    let lock = storage::lock_build(state, &record)?;
     // Another run may have finished it between our read and the lock.
     match state.registry.load(&record.slug).await? {
         Some(current) if current.id == record.id && current.status == Status::Provisioning => {}
@@ -125,6 +122,9 @@ pub async fn provision(
                 .registry
                 .set_status(&record, Status::Active, None)
                 .await?;
+            // Safe while we hold it: a run that opens the old file, or makes a new one, finds
+            // the tenant active once it has the lock, and stops there.
+            lock.release_and_remove();
             tracing::info!(id = %record.id, "tenant provisioned");
             state
                 .registry
@@ -134,7 +134,6 @@ pub async fn provision(
         }
         Err(error) => failed(state, &record, error).await,
     };
-    drop(lock);
     outcome
 }
 

@@ -42,11 +42,23 @@ fn sqlite_file(server: &Server, tenant: &TenantRecord) -> Result<(PathBuf, PathB
 /// let the two build over each other, or one remove what the other is finishing.
 ///
 /// An advisory lock (`flock`) on a hidden `.<database>.lock` beside the database: it holds
-/// across processes, and the operating system releases it if the run dies. The file is left in
-/// place (removing a lock file while others may open it would let two runs lock two different
-/// files) and goes with the tenant's database.
+/// across processes, and the operating system releases it if the run dies. A run that failed
+/// leaves the file for the run that finishes the tenant (removing it then would let two later
+/// runs lock two different files and build at once); the run that succeeds removes it.
 pub struct BuildLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl BuildLock {
+    /// Removes the lock file, then lets the lock go. Only once the tenant is no longer in
+    /// `provisioning`: every run re-reads the status once it holds a lock, and stops there.
+    pub fn release_and_remove(self) {
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(%error, path = %self.path.display(), "could not remove a build lock");
+        }
+        drop(self.file);
+    }
 }
 
 /// Takes the [`BuildLock`] of `tenant`, or answers `409 conflict` if another run holds it.
@@ -61,7 +73,7 @@ pub fn lock_build(state: &AppState, tenant: &TenantRecord) -> Result<BuildLock> 
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(BuildLock { _file: file }),
+        Ok(()) => Ok(BuildLock { file, path }),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
             "tenant {} is being provisioned by another run; try again once it has finished",
             tenant.slug

@@ -254,6 +254,10 @@ fn a_run_finishing_a_tenant_that_another_run_is_building_is_refused_and_harms_no
     let refused = cli.run_with(&["tenant", "create", "acme"], &env, None);
     refused.assert_code(1);
     assert!(refused.stderr.contains("another run"), "{refused:?}");
+    // Nor can it be deleted from under the run building it.
+    let delete = cli.run_with(&["tenant", "delete", "acme", "--yes"], &env, None);
+    delete.assert_code(1);
+    assert!(delete.stderr.contains("another run"), "{delete:?}");
     let still = cli.run_with(&["tenant", "show", "acme"], &env, None).json();
     assert_eq!(still["status"], "provisioning");
     assert!(databases(&cli).is_empty(), "the refused run built nothing");
@@ -264,7 +268,14 @@ fn a_run_finishing_a_tenant_that_another_run_is_building_is_refused_and_harms_no
     let finished = cli.run_with(&["tenant", "create", "acme"], &env, None);
     finished.assert_code(0);
     assert_eq!(finished.json()["status"], "active");
-    assert_eq!(databases(&cli), vec![database]);
+    assert_eq!(databases(&cli), vec![database.clone()]);
+    // The run that finished it took its lock file along.
+    let lock_file = format!(".{database}.lock");
+    assert!(
+        !cli.tenant_files().contains(&lock_file),
+        "{:?}",
+        cli.tenant_files()
+    );
 }
 
 #[tokio::test]
