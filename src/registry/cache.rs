@@ -114,8 +114,16 @@ impl RegistryCache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V>>,
     {
+        let logged = async {
+            let loaded = load().await;
+            // (A database that is unreachable or busy was logged as it was converted.)
+            if let Err(error @ Error::Internal(_)) = &loaded {
+                tracing::error!(error = format!("{error:#}"), "a registry lookup failed");
+            }
+            loaded
+        };
         cache
-            .try_get_with(key.to_owned(), load())
+            .try_get_with(key.to_owned(), logged)
             .await
             .map_err(shared_error)
     }
@@ -135,7 +143,7 @@ impl RegistryCache {
 /// moka shares one error among the waiters of a failed load. A registry the database cannot
 /// read (a missing table, a damaged file) or cannot reach is a passing condition for every
 /// tenant not cached: `503 tenant_unavailable`, to retry. Anything else (a row that does not
-/// decode, say) is a bug: `500`. Logged here, once per failed load, as no answer carries it.
+/// decode, say) is a bug: `500`. The cause is logged once, by the load that failed.
 fn shared_error(error: Arc<Error>) -> Error {
     match &*error {
         Error::TenantUnavailable { .. } => Error::TenantUnavailable { retry_after: 1 },
@@ -145,7 +153,6 @@ fn shared_error(error: Arc<Error>) -> Error {
                 Some(sqlx::Error::Database(_))
             ) =>
         {
-            tracing::warn!(error = %cause, "the control registry cannot be read");
             Error::TenantUnavailable { retry_after: 1 }
         }
         _ => Error::Internal(anyhow::anyhow!("registry lookup failed: {error}")),
