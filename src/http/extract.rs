@@ -41,7 +41,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .get_all(header::CONTENT_ENCODING)
             .iter()
             .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
-            .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"identity"));
+            .map(<[u8]>::trim_ascii)
+            // RFC 9110 lists may hold empty elements, which name nothing.
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"));
         if encoded {
             return Err(Error::UnsupportedMediaType(
                 "compressed request bodies are not accepted (Content-Encoding); send the JSON as is"

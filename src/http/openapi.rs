@@ -55,16 +55,13 @@ pub enum Listener {
     Admin,
 }
 
-/// Paths of the main listener that name no tenant.
-const TENANTLESS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
-
 /// Adds to every operation the error answers it shares with the others, which the handlers'
 /// annotations leave out: tenant resolution and limits on the main listener, the admin token
 /// on the admin listener, body and parameter checks, the request timeout. An answer an
 /// annotation already describes is kept as it is.
 pub fn add_shared_errors(api: &mut utoipa::openapi::OpenApi, listener: Listener) {
     for (path, item) in api.paths.paths.iter_mut() {
-        let tenant_route = listener == Listener::Main && !TENANTLESS.contains(&path.as_str());
+        let tenant_route = listener == Listener::Main && !super::tenant::is_tenantless(path);
         let operations = [
             &mut item.get,
             &mut item.post,

@@ -81,7 +81,10 @@ async fn housekeeping(state: AppState, mut stopped: watch::Receiver<bool>) -> st
         .clamp(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => state.pools.run_housekeeping().await,
+            _ = tokio::time::sleep(every) => {
+                state.pools.run_housekeeping().await;
+                state.passwords.prune();
+            }
             _ = stopped.changed() => return Ok(()),
         }
     }

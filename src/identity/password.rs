@@ -38,7 +38,8 @@ pub struct PasswordHasher {
 
 /// argon2 is CPU- and memory-heavy: at most one hash per core at a time, and at most half of
 /// them (at least one) for any one tenant. A tenant flooding sign-ins then queues behind its
-/// own hashes, while every other tenant still finds a free core within one hash's time.
+/// own hashes and cannot take every core; the other half is left to the other tenants. (A
+/// tenant alone on an idle machine is held to its half too: the price of a simple rule.)
 struct Slots {
     all: Arc<Semaphore>,
     per_tenant: usize,
@@ -52,6 +53,14 @@ impl Slots {
             per_tenant: (cores / 2).max(1),
             tenants: DashMap::new(),
         }
+    }
+
+    /// Forgets the tenants hashing nothing right now, so the map does not grow with every
+    /// tenant that ever signed in.
+    fn prune(&self) {
+        self.tenants.retain(|_, own| {
+            Arc::strong_count(own) > 1 || own.available_permits() < self.per_tenant
+        });
     }
 
     /// A slot for `tenant`: first one of its own, then one of all.
@@ -88,6 +97,11 @@ impl PasswordHasher {
             slots: Slots::new(cores),
             dummy_hash,
         })
+    }
+
+    /// Housekeeping: forgets the hashing slots of tenants not hashing right now.
+    pub fn prune(&self) {
+        self.slots.prune();
     }
 
     /// Hashes a new password of a user of `tenant`.
@@ -158,5 +172,10 @@ mod tests {
         assert!(slots.take(TenantId::new()).now_or_never().is_none());
         drop((first, other));
         assert!(slots.take(noisy).now_or_never().is_some());
+        slots.prune();
+        assert!(
+            slots.tenants.is_empty(),
+            "nobody is hashing: nothing is kept"
+        );
     }
 }

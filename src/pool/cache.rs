@@ -319,8 +319,10 @@ impl TenantPools {
         held
     }
 
-    /// Pools open right now: the entries the cache holds. (moka's own `entry_count` is updated
-    /// only by its housekeeping, so a gauge read from it lagged behind newly opened pools.)
+    /// Pools open and serving right now. (moka's own `entry_count` is updated only by its
+    /// housekeeping, so a gauge read from it lagged behind newly opened pools.) A pool past its
+    /// idle time is no longer counted, though until housekeeping closes it, it still holds its
+    /// reservation (`silo_server_connections_reserved`).
     pub fn open_count(&self) -> u64 {
         self.cache.iter().count() as u64
     }

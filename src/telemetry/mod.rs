@@ -2,9 +2,11 @@
 //! `RUST_LOG` overrides the level; everything goes to stderr, so CLI output on stdout stays
 //! machine-readable. Metrics: see [`Metrics`].
 
+mod exposition;
 mod metrics;
 
-pub use metrics::{to_prometheus_text, Metrics, ServerConnections};
+pub use exposition::to_prometheus_text;
+pub use metrics::{Metrics, ServerConnections};
 
 use tracing_subscriber::{fmt, EnvFilter};
 
