@@ -113,8 +113,7 @@ pub async fn provision(
             )))
         }
     }
-    let built = build(state, &record, &valid).await;
-    let outcome = match built {
+    match build(state, &record, &valid).await {
         Ok(version) => {
             state.metrics.provisioned(true);
             state.registry.set_schema_version(&record, version).await?;
@@ -132,9 +131,9 @@ pub async fn provision(
                 .await?
                 .ok_or_else(|| Error::not_found("tenant"))
         }
+        // Still under the lock: no other run writes the row meanwhile.
         Err(error) => failed(state, &record, error).await,
-    };
-    outcome
+    }
 }
 
 /// Leaves the tenant in `provisioning` with the reason in `last_error`, for a re-run to finish.
