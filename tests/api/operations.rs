@@ -368,6 +368,13 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
             .unwrap();
         assert_eq!(reply.status(), status, "admin token {token:?}");
     }
+    let shown = client
+        .get(format!("{tenants}/acme"))
+        .bearer_auth("007")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
     let me = client
         .get(format!("{base}/v1/me"))
         .header("host", "acme.localhost")
@@ -419,4 +426,10 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         line.to_string().contains("x-request-id") || line.to_string().contains("\"id\""),
         "{line}"
     );
+    // An admin request about one tenant names it, as a tenant request does.
+    let admin = logs
+        .lines()
+        .find(|l| l.contains("request finished") && l.contains("/admin/v1/tenants/{slug}"))
+        .expect("the admin request's log line");
+    assert!(admin.contains(r#""tenant":"acme""#), "{admin}");
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{error::Error, http::extract::bearer, state::AppState};
+use crate::{error::Error, http::extract::bearer, state::AppState, tenant::Slug};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,6 +34,16 @@ pub async fn require_admin_token(
     let (parts, body) = request.into_parts();
     if !token_matches(&parts, state.settings.admin.token.expose_secret()) {
         return Error::Unauthorized("a valid admin token is required").into_response();
+    }
+    // A request about one tenant names it in its log lines, as on the main listener.
+    let named = parts
+        .uri
+        .path()
+        .strip_prefix("/admin/v1/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|slug| Slug::parse_shape(slug).ok());
+    if let Some(slug) = named {
+        tracing::Span::current().record("tenant", slug.as_str());
     }
     next.run(Request::from_parts(parts, body)).await
 }
