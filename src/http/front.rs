@@ -95,6 +95,11 @@ impl Shared {
             route = Empty,
             status = Empty
         );
+        let mut unanswered = Unanswered {
+            span: &span,
+            started,
+            answered: false,
+        };
 
         // A panic anywhere below (tenant, routes, handler) is a JSON 500, not a dropped
         // connection; the timeout covers everything the request waits for.
@@ -114,6 +119,7 @@ impl Shared {
             "unmatched"
         });
         span.record("status", status);
+        unanswered.answered();
         tracing::info!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
         self.state.metrics.observe_request(
             self.listener,
@@ -149,6 +155,33 @@ impl Shared {
             db.finish(!response.status().is_server_error());
         }
         response
+    }
+}
+
+/// Logs the end of a request dropped before its answer (the shutdown's grace ran out, or the
+/// connection went away): every request ends with a log line, answered or not.
+struct Unanswered<'a> {
+    span: &'a tracing::Span,
+    started: Instant,
+    answered: bool,
+}
+
+impl Unanswered<'_> {
+    /// The answer is ready: the usual closing line is written instead.
+    fn answered(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            tracing::info!(
+                parent: self.span,
+                latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "request cut off before its answer"
+            );
+        }
     }
 }
 

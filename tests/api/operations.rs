@@ -329,7 +329,7 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
                 format!("sqlite://{}", dir.path().join("tenants").display()),
             )
             .env("SILO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "5")
+            .env("SILO__HTTP__SHUTDOWN_GRACE_SECS", "2")
             .env("SILO__LOG__FORMAT", "json")
             .env("SILO__ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
             // Looks like a number: it must still be used as written, not as 7.
@@ -383,6 +383,10 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .unwrap();
     assert_eq!(me.status(), 401);
 
+    // A request that will never finish: its body never comes. The grace period cuts it off.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let promise = "POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    stalled.write_all(promise.as_bytes()).await.unwrap();
     // A request in flight when the signal arrives: its body is still being sent.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = "POST /v1/auth/login HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{";
@@ -426,6 +430,16 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         line.to_string().contains("x-request-id") || line.to_string().contains("\"id\""),
         "{line}"
     );
+    // The request the grace period cut off still ends with a log line, with its request id.
+    let cut_off = logs
+        .lines()
+        .find(|l| l.contains("request cut off before its answer"))
+        .unwrap_or_else(|| panic!("no line for the request cut off:\n{logs}"));
+    assert!(
+        cut_off.contains(r#""tenant":"acme""#) && cut_off.contains("/v1/auth/login"),
+        "{cut_off}"
+    );
+    drop(stalled);
     // An admin request about one tenant names it, as a tenant request does.
     let admin = logs
         .lines()
