@@ -30,6 +30,7 @@ pub struct SupportRequest {
 pub struct SupportSession {
     pub access_token: String,
     pub token_type: &'static str,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub user: User,
 }

@@ -58,6 +58,7 @@ impl PageQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

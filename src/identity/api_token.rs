@@ -22,10 +22,10 @@ pub struct ApiToken {
     pub name: String,
     pub scopes: Vec<Scope>,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub expires_at: Option<i64>,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<i64>,
     #[serde(serialize_with = "clock::as_rfc3339")]
     #[schema(value_type = String, format = DateTime)]

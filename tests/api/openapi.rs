@@ -140,6 +140,15 @@ async fn the_tenant_document_is_openapi_3_1_and_lists_every_route_of_the_contrac
         !codes("/healthz", "get").iter().any(|c| c == "429"),
         "no tenant, no tenant limits"
     );
+    // A field always present, null when empty, is required (and nullable).
+    let project = &doc["components"]["schemas"]["Project"];
+    let required: Vec<&str> = project["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(required.contains(&"description"), "{project}");
     // Parameters say what the server enforces: `limit` is 1 to 100 on every list.
     for path in ["/v1/projects", "/v1/members", "/v1/audit"] {
         let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();

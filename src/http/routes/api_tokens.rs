@@ -44,7 +44,7 @@ struct CreatedApiToken {
     /// `sk_...`, shown once.
     token: String,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     expires_at: Option<i64>,
 }
 
@@ -164,10 +164,10 @@ struct Introspection {
     scopes: Vec<Scope>,
     tenant: TenantSummary,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     expires_at: Option<i64>,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     last_used_at: Option<i64>,
 }
 

@@ -47,7 +47,9 @@ async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateMember {
-    /// `owner`, `admin`, `member` or `viewer`.
+    /// `owner`, `admin`, `member` or `viewer` (read as text, so another value is a `422` that
+    /// names the field).
+    #[schema(value_type = Role)]
     role: String,
 }
 

@@ -28,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct Project {
     id: String,
     name: String,
+    /// Always present; null when there is none.
+    #[schema(required = true)]
     description: Option<String>,
     owner_id: String,
     #[serde(serialize_with = "clock::as_rfc3339")]
