@@ -45,7 +45,9 @@ pub struct AuditEntry {
     pub id: String,
     pub action: String,
     pub actor_kind: String,
+    #[schema(required = true)]
     pub actor_id: Option<String>,
+    #[schema(required = true)]
     pub target: Option<String>,
     pub details: Value,
     #[serde(serialize_with = "clock::as_rfc3339")]

@@ -11,7 +11,7 @@ pub fn now_ms() -> i64 {
 /// `2026-11-23T15:26:17.120Z`: every timestamp has the same width, so they sort as text too.
 ///
 /// Written digit by digit: a page of projects formats 40 of these per request, and `format!`
-/// took four times as long (about 210 ns against 45 ns each, measured; that was 6 µs a request).
+/// took about 210 ns each against 43 ns this way (measured), some 6.5 µs a request.
 pub fn rfc3339(ms: i64) -> String {
     let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
         return String::new();
@@ -69,6 +69,17 @@ mod tests {
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339(1_700_000_000_980), "2023-11-14T22:13:20.980Z");
         assert_eq!(rfc3339(1_700_000_000_007), "2023-11-14T22:13:20.007Z");
+    }
+
+    #[test]
+    fn the_edges_of_the_range_are_exact_and_beyond_them_is_empty() {
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(-62_167_219_200_000), "0000-01-01T00:00:00.000Z");
+        for beyond in [253_402_300_800_000, -62_167_219_200_001, i64::MIN, i64::MAX] {
+            assert_eq!(rfc3339(beyond), "", "{beyond}");
+        }
     }
 
     #[test]

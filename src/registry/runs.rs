@@ -21,7 +21,7 @@ pub struct FanoutRun {
     #[schema(value_type = String, format = DateTime)]
     pub started_at: i64,
     #[serde(serialize_with = "clock::as_rfc3339_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub finished_at: Option<i64>,
 }
 

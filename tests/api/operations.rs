@@ -375,6 +375,13 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .await
         .unwrap();
     assert_eq!(shown.status(), 200);
+    let refused = client
+        .get(format!("{tenants}/acme/stats"))
+        .bearer_auth("7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     let me = client
         .get(format!("{base}/v1/me"))
         .header("host", "acme.localhost")
@@ -384,9 +391,23 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
     assert_eq!(me.status(), 401);
 
     // A request that will never finish: its body never comes. The grace period cuts it off.
+    // `100 Continue` comes back once its handler reads the body: by then it is in flight.
     let mut stalled = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let promise = "POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let promise = "POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n";
     stalled.write_all(promise.as_bytes()).await.unwrap();
+    let mut continued = [0u8; 25];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut continued),
+    )
+    .await
+    .expect("100 Continue within 10 s")
+    .unwrap();
+    assert!(
+        continued.starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&continued)
+    );
     // A request in flight when the signal arrives: its body is still being sent.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = "POST /v1/auth/login HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{";
@@ -446,4 +467,17 @@ async fn the_binary_exits_0_on_sigterm_after_finishing_in_flight_requests() {
         .find(|l| l.contains("request finished") && l.contains("/admin/v1/tenants/{slug}"))
         .expect("the admin request's log line");
     assert!(admin.contains(r#""tenant":"acme""#), "{admin}");
+    // Only once the admin token is checked: a refused request names no tenant.
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            l.contains("request finished")
+                && l.contains(r#""status":401"#)
+                && l.contains(r#""listener":"admin""#)
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{logs}");
+    for line in refused {
+        assert!(!line.contains(r#""tenant""#), "{line}");
+    }
 }

@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateInvitation {
     email: String,
+    /// Read as text, so another value is a `422` that names the field.
+    #[schema(value_type = Role)]
     role: String,
 }
 
