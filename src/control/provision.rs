@@ -68,13 +68,14 @@ pub async fn provision(
     if_exists: IfExists,
 ) -> Result<TenantRecord> {
     let valid = validate(state, request)?;
-    let record = match state.registry.load(&valid.slug).await? {
+    // `inserted`: this run made the row, so no other run can be writing it yet.
+    let (record, inserted) = match state.registry.load(&valid.slug).await? {
         Some(existing)
             if if_exists == IfExists::FinishProvisioning
                 && existing.status == Status::Provisioning =>
         {
             tracing::info!("finishing a tenant left in provisioning");
-            existing
+            (existing, false)
         }
         Some(_) => {
             return Err(Error::Conflict(format!(
@@ -85,7 +86,7 @@ pub async fn provision(
         None => {
             let server = placement::choose_server(state, valid.server.as_deref()).await?;
             let id = TenantId::new();
-            state
+            let record = state
                 .registry
                 .insert(&NewTenant {
                     id,
@@ -96,13 +97,20 @@ pub async fn provision(
                     database: format!("{id}.db"),
                     domains: valid.domains.clone(),
                 })
-                .await?
+                .await?;
+            (record, true)
         }
     };
 
     // One run builds a tenant at a time; a run that finds it already claimed is a conflict.
-    // Without the lock the row is not this run's to write: errors go back as they are.
-    let lock = storage::lock_build(state, &record)?;
+    // A lock that cannot be taken for another reason (its directory cannot be made, say) is a
+    // failure to record on a row this run just made; on an older row another run may be
+    // writing, so the error only goes back.
+    let lock = match storage::lock_build(state, &record) {
+        Ok(lock) => lock,
+        Err(error @ Error::Internal(_)) if inserted => return failed(state, &record, error).await,
+        Err(error) => return Err(error),
+    };
     // Another run may have finished it between our read and the lock.
     match state.registry.load(&record.slug).await? {
         Some(current) if current.id == record.id && current.status == Status::Provisioning => {}

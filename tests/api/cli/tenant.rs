@@ -189,6 +189,10 @@ fn a_half_provisioned_tenant_is_finished_by_creating_it_again() {
     half.assert_code(0);
     let half = half.json();
     assert_eq!(half["status"], "provisioning", "{half}");
+    assert!(
+        half["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the reason is kept: {half}"
+    );
     assert_eq!(std::fs::read(cli.tenants_dir()).unwrap(), b"in the way");
     let stray: Vec<String> = list_dir(&cli.data_dir())
         .into_iter()

@@ -161,6 +161,7 @@ async fn a_tenant_whose_provisioning_failed_stays_provisioning_and_unavailable()
     );
     let shown = app.admin(Method::GET, "/admin/v1/tenants/acme", None).await;
     assert_eq!(shown.body["status"], "provisioning", "{}", shown.body);
+    assert!(shown.body["last_error"].is_string(), "{}", shown.body);
 
     let reply = app
         .tenant("acme")
