@@ -259,12 +259,7 @@ async fn an_unreadable_registry_makes_readyz_and_uncached_tenants_503() {
         .tenant("globex")
         .send(Method::GET, "/v1/projects", None, None)
         .await;
-    reply.assert_error(503, "tenant_unavailable");
-    assert!(
-        reply.headers.contains_key("retry-after"),
-        "{:?}",
-        reply.headers
-    );
+    reply.assert_unavailable();
     // A tenant already cached is still served meanwhile.
     let projects = app
         .tenant("acme")

@@ -53,6 +53,17 @@ impl Reply {
             self.body
         );
     }
+
+    /// Asserts `503 tenant_unavailable` with a `Retry-After`: a passing condition to retry.
+    #[track_caller]
+    pub fn assert_unavailable(&self) {
+        self.assert_error(503, "tenant_unavailable");
+        assert!(
+            self.headers.contains_key("retry-after"),
+            "no Retry-After: {:?}",
+            self.headers
+        );
+    }
 }
 
 /// A signed-in user of one tenant.
