@@ -257,27 +257,35 @@ async fn two_host_headers_are_a_bad_request_and_an_absolute_target_names_the_hos
     // suspended, so which tenant was resolved shows in the answer.
     app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
         .await;
-    raw_request(
-        app.addr,
-        "GET http://globex.localhost/v1/me HTTP/1.1",
-        &[b"Host: acme.localhost"],
-    )
-    .await
-    .assert_error(401, "unauthorized");
-    raw_request(
-        app.addr,
-        "GET http://acme.localhost:8080/v1/me HTTP/1.1",
-        &[b"Host: globex.localhost"],
-    )
-    .await
-    .assert_error(403, "tenant_suspended");
-    raw_request(
-        app.addr,
-        "GET http://nobody.localhost/v1/me HTTP/1.1",
-        &[b"Host: globex.localhost"],
-    )
-    .await
-    .assert_error(404, "tenant_not_found");
+    for (target, host, status, code) in [
+        (
+            "http://globex.localhost/v1/me",
+            "acme.localhost",
+            401,
+            "unauthorized",
+        ),
+        (
+            "http://acme.localhost:8080/v1/me",
+            "globex.localhost",
+            403,
+            "tenant_suspended",
+        ),
+        (
+            "http://nobody.localhost/v1/me",
+            "globex.localhost",
+            404,
+            "tenant_not_found",
+        ),
+    ] {
+        let host = format!("Host: {host}");
+        raw_request(
+            app.addr,
+            &format!("GET {target} HTTP/1.1"),
+            &[host.as_bytes()],
+        )
+        .await
+        .assert_error(status, code);
+    }
 }
 
 #[tokio::test]
