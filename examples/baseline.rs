@@ -28,7 +28,7 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::Sha256;
 use silo::pool::{PooledConnection, TenantPool};
-use sqlx::{any::AnyRow, pool::PoolConnection, Any, AnyConnection, AnyPool, Row};
+use sqlx::{pool::PoolConnection, Any, AnyPool, Row};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 /// A minimal axum app serving one tenant's projects with silo's query and token check.
@@ -76,11 +76,87 @@ impl Pool {
     }
 }
 
+const USER: &str = "SELECT id, email, name, role, created_at FROM users WHERE id = $1";
+const PROJECTS: &str = "SELECT id, name, description, owner_id, created_at, updated_at \
+                        FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2";
+
+/// The two statements of a request, through sqlx as an app would write them, or through
+/// silo's own statement layer (rusqlite for SQLite, on the caller's thread).
 impl Conn {
-    fn get(&mut self) -> &mut AnyConnection {
+    /// The user's role, every column decoded as silo decodes its `User`.
+    async fn user_role(&mut self, id: &str) -> anyhow::Result<Option<String>> {
+        Ok(match self {
+            Conn::Sqlx(conn) => match sqlx::query(USER)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+            {
+                Some(row) => {
+                    let (_, _, _, _): (String, String, String, i64) = (
+                        row.try_get("id")?,
+                        row.try_get("email")?,
+                        row.try_get("name")?,
+                        row.try_get("created_at")?,
+                    );
+                    Some(row.try_get("role")?)
+                }
+                None => None,
+            },
+            Conn::Silo(conn) => match silo::sql::query(USER).bind(id).fetch_optional(conn).await? {
+                Some(row) => {
+                    let (_, _, _, _): (String, String, String, i64) = (
+                        row.try_get("id")?,
+                        row.try_get("email")?,
+                        row.try_get("name")?,
+                        row.try_get("created_at")?,
+                    );
+                    Some(row.try_get("role")?)
+                }
+                None => None,
+            },
+        })
+    }
+
+    async fn projects(&mut self, after: &str, limit: i64) -> anyhow::Result<Vec<Project>> {
         match self {
-            Conn::Sqlx(conn) => conn,
-            Conn::Silo(conn) => conn,
+            Conn::Sqlx(conn) => {
+                let rows = sqlx::query(PROJECTS)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut **conn)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Project {
+                            id: row.try_get("id")?,
+                            name: row.try_get("name")?,
+                            description: row.try_get("description")?,
+                            owner_id: row.try_get("owner_id")?,
+                            created_at: row.try_get("created_at")?,
+                            updated_at: row.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+            Conn::Silo(conn) => {
+                let rows = silo::sql::query(PROJECTS)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(conn)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Project {
+                            id: row.try_get("id")?,
+                            name: row.try_get("name")?,
+                            description: row.try_get("description")?,
+                            owner_id: row.try_get("owner_id")?,
+                            created_at: row.try_get("created_at")?,
+                            updated_at: row.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
         }
     }
 }
@@ -148,7 +224,7 @@ async fn list_projects(
 
 async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page, Response> {
     let unauthorized = || error(StatusCode::UNAUTHORIZED, "unauthorized");
-    let internal = |_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    let internal = |_: anyhow::Error| error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -163,22 +239,13 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
         return Err(unauthorized());
     }
     // One connection for the request's two queries, as silo takes one per request.
-    let mut conn = app.pool.acquire().await.map_err(internal)?;
+    let mut conn = app.pool.acquire().await.map_err(|e| internal(e.into()))?;
     // silo checks the user in the tenant database on every request; so does the baseline.
-    let user_query =
-        sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
-            .bind(&claims.sub);
-    let user = user_query
-        .fetch_optional(conn.get())
+    let role = conn
+        .user_role(&claims.sub)
         .await
         .map_err(internal)?
         .ok_or_else(unauthorized)?;
-    // Decoded in full, as silo decodes its `User`.
-    let _id: String = user.try_get("id").map_err(internal)?;
-    let _email: String = user.try_get("email").map_err(internal)?;
-    let _name: String = user.try_get("name").map_err(internal)?;
-    let _created_at: i64 = user.try_get("created_at").map_err(internal)?;
-    let role: String = user.try_get("role").map_err(internal)?;
     if !matches!(role.as_str(), "owner" | "admin" | "member" | "viewer") {
         return Err(error(StatusCode::FORBIDDEN, "forbidden"));
     }
@@ -196,20 +263,9 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
             .hyphenated()
             .to_string(),
     };
-    let projects_query = sqlx::query(
-        "SELECT id, name, description, owner_id, created_at, updated_at FROM projects \
-         WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
-    )
-    .bind(after)
-    .bind(i64::from(limit) + 1);
-    let rows = projects_query
-        .fetch_all(conn.get())
+    let mut data = conn
+        .projects(&after, i64::from(limit) + 1)
         .await
-        .map_err(internal)?;
-    let mut data = rows
-        .iter()
-        .map(project)
-        .collect::<Result<Vec<_>, _>>()
         .map_err(internal)?;
     let more = data.len() > limit as usize;
     data.truncate(limit as usize);
@@ -219,17 +275,6 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
         None
     };
     Ok(Page { data, next_cursor })
-}
-
-fn project(row: &AnyRow) -> Result<Project, sqlx::Error> {
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        owner_id: row.try_get("owner_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 /// Opens the pool with the settings silo gives a tenant pool.

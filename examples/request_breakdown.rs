@@ -2,7 +2,8 @@
 //! parsing): silo's whole main-listener app through `tower::ServiceExt::oneshot`, the same work
 //! without routing (what `examples/baseline.rs` does), and each step silo adds, timed alone.
 //! Last, the request's two statements on one connection and spread over many, as (a) and (b)
-//! run them, through sqlx and through rusqlite (which runs them on the caller's thread).
+//! run them: through silo's pool and statement layer, through rusqlite alone (the floor: what
+//! the layer is built on), and through sqlx (a thread per SQLite connection).
 //! Each figure is the best of several rounds, so other load on the machine inflates it least;
 //! run it pinned to one CPU so that wall time is the CPU time of every thread involved.
 //!
@@ -26,7 +27,7 @@ use silo::{
     tenant::Slug,
     AppState, Settings,
 };
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use tower::ServiceExt;
 
 /// Per-request cost of silo's request path, step by step, in process.
@@ -104,13 +105,14 @@ struct Project {
     updated_at: String,
 }
 
-fn project(row: &sqlx::any::AnyRow) -> Project {
-    let time = |column: &str| silo::clock::rfc3339(row.get::<i64, _>(column));
+fn project(row: &silo::sql::Row) -> Project {
+    let get = |column: &str| row.try_get::<String>(column).expect("text");
+    let time = |column: &str| silo::clock::rfc3339(row.try_get::<i64>(column).expect("integer"));
     Project {
-        id: row.get("id"),
-        name: row.get("name"),
-        description: row.get("description"),
-        owner_id: row.get("owner_id"),
+        id: get("id"),
+        name: get("name"),
+        description: row.try_get("description").expect("text or null"),
+        owner_id: get("owner_id"),
         created_at: time("created_at"),
         updated_at: time("updated_at"),
     }
@@ -121,12 +123,51 @@ async fn two_queries(pool: &TenantPool, user_id: &str) {
     let mut conn = pool.acquire().await.expect("a connection");
     black_box(User::by_id(&mut conn, user_id).await.expect("query"));
     black_box(
-        sqlx::query(SQL)
+        silo::sql::query(SQL)
             .bind("")
             .bind(21_i64)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await
             .expect("query"),
+    );
+}
+
+/// The same two statements through sqlx on one of its connections (a thread each), every
+/// value copied out as silo does.
+async fn two_queries_sqlx(conn: &tokio::sync::Mutex<AnyConnection>, user_id: &str) {
+    let mut conn = conn.lock().await;
+    let user = sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .expect("query")
+        .expect("user");
+    black_box((
+        user.get::<String, _>("id"),
+        user.get::<String, _>("email"),
+        user.get::<String, _>("name"),
+        user.get::<String, _>("role"),
+        user.get::<i64, _>("created_at"),
+    ));
+    let rows = sqlx::query(SQL)
+        .bind("")
+        .bind(21_i64)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("query");
+    black_box(
+        rows.iter()
+            .map(|row| {
+                (
+                    row.get::<String, _>("id"),
+                    row.get::<String, _>("name"),
+                    row.get::<Option<String>, _>("description"),
+                    row.get::<String, _>("owner_id"),
+                    row.get::<i64, _>("created_at"),
+                    row.get::<i64, _>("updated_at"),
+                )
+            })
+            .collect::<Vec<_>>(),
     );
 }
 
@@ -312,10 +353,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .expect("query")
             .expect("user");
-        let rows = sqlx::query(SQL)
+        let rows = silo::sql::query(SQL)
             .bind("")
             .bind(21_i64)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await
             .expect("query");
         let mut data: Vec<Project> = rows.iter().map(project).collect();
@@ -459,10 +500,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             time(&args, || async {
                 let mut conn = pool.acquire().await.expect("a connection");
                 black_box(
-                    sqlx::query(SQL)
+                    silo::sql::query(SQL)
                         .bind("")
                         .bind(21_i64)
-                        .fetch_all(&mut *conn)
+                        .fetch_all(&mut conn)
                         .await
                         .expect("query"),
                 );
@@ -514,12 +555,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "the same two queries with rusqlite, each request on the next of {} connections",
         direct.len()
     );
+    // And through sqlx, whose SQLite driver runs each connection on a thread of its own (what
+    // silo used before its own statement layer).
+    let mut through_sqlx = Vec::with_capacity(args.spread);
+    for _ in 0..args.spread.max(1) {
+        let options = silo::database::connect_options(&silo::database::sqlite_url(&file, false))?;
+        let mut conn = sqlx::ConnectOptions::connect(&options).await?;
+        silo::database::prepare_connection(&mut conn).await?;
+        through_sqlx.push(tokio::sync::Mutex::new(conn));
+    }
+    let sqlx_one_us = time(&args, || async {
+        two_queries_sqlx(&through_sqlx[0], &user_id).await;
+    })
+    .await;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sqlx_spread_us = time(&args, || async {
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        two_queries_sqlx(&through_sqlx[turn % through_sqlx.len()], &user_id).await;
+    })
+    .await;
+    let sqlx_spread_step = format!(
+        "the same two queries with sqlx, each request on the next of {} connections",
+        through_sqlx.len()
+    );
     let direct_steps = [
         (
             "the same two queries with rusqlite (on the caller's thread), one connection",
             direct_one_us,
         ),
         (direct_spread_step.as_str(), direct_spread_us),
+        (
+            "the same two queries with sqlx (a thread per connection), one connection",
+            sqlx_one_us,
+        ),
+        (sqlx_spread_step.as_str(), sqlx_spread_us),
     ];
     for (step, us) in steps
         .into_iter()
@@ -529,9 +598,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("| {step} | {us:.2} |");
     }
     println!(
-        "\none connection / spread: sqlx {:.3}, rusqlite {:.3}",
+        "\none connection / spread: silo {:.3}, rusqlite alone {:.3}, sqlx {:.3}",
         one_connection_us / spread_us,
-        direct_one_us / direct_spread_us
+        direct_one_us / direct_spread_us,
+        sqlx_one_us / sqlx_spread_us
     );
     for pool in spread {
         pool.close().await;

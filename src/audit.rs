@@ -2,9 +2,9 @@
 //! paths write to it (sign-ins on the request path, suspension and support access on the
 //! control path); admins of the tenant read it.
 
+use crate::sql::{self, Row, TenantConn};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use crate::{clock, error::Result};
 
@@ -57,7 +57,7 @@ pub struct AuditEntry {
 
 /// Appends an entry. `details` must never hold secrets: no passwords, no raw tokens.
 pub async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut TenantConn,
     action: &str,
     actor: Actor<'_>,
     target: Option<&str>,
@@ -66,7 +66,7 @@ pub async fn record(
     if let Actor::ApiToken { token, .. } = actor {
         details["api_token_id"] = Value::from(token);
     }
-    sqlx::query(
+    sql::query(
         "INSERT INTO audit_log (id, action, actor_kind, actor_id, target, details, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -85,7 +85,7 @@ pub async fn record(
 /// Like [`record`], for events whose loss must not fail the request (a failed sign-in):
 /// a failure to write is logged instead.
 pub async fn record_or_log(
-    conn: &mut AnyConnection,
+    conn: &mut TenantConn,
     action: &str,
     actor: Actor<'_>,
     target: Option<&str>,
@@ -98,11 +98,11 @@ pub async fn record_or_log(
 
 /// Entries newest first, after the cursor `after`.
 pub async fn list(
-    conn: &mut AnyConnection,
+    conn: &mut TenantConn,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<AuditEntry>> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT id, action, actor_kind, actor_id, target, details, created_at FROM audit_log
          WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
     )
@@ -113,7 +113,7 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
-fn from_row(row: &AnyRow) -> Result<AuditEntry> {
+fn from_row(row: &Row) -> Result<AuditEntry> {
     let details: String = row.try_get("details")?;
     Ok(AuditEntry {
         id: row.try_get("id")?,

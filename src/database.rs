@@ -1,5 +1,7 @@
-//! Opening database pools. This is the one place that knows each backend's quirks; everything
-//! else speaks portable SQL through `sqlx::Any` with `$1` placeholders (SQLite accepts them too).
+//! Opening sqlx connections and pools (the registry, and the control path's work on tenant
+//! databases). This is the one place that knows each backend's quirks; everything else speaks
+//! portable SQL with `$1` placeholders (SQLite accepts them too), through `sqlx::Any` or, for
+//! tenant statements on the request path, through `sql`.
 
 use std::{path::Path, time::Duration};
 

@@ -167,6 +167,18 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    /// A SQLite tenant database held by another process past the busy wait is as passing as a
+    /// busy pool: `503 tenant_unavailable`. Anything else is a bug: `500`.
+    fn from(error: rusqlite::Error) -> Self {
+        if crate::sql::is_busy(&error) {
+            tracing::warn!(%error, "database unavailable");
+            return Error::TenantUnavailable { retry_after: 5 };
+        }
+        Error::Internal(error.into())
+    }
+}
+
 /// Maps a unique-constraint violation to `409 conflict` with `message`; anything else stays internal.
 pub fn conflict_on_unique(message: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |error| match &error {

@@ -5,6 +5,7 @@
 //!                 -> resolve      which slug the request names          (resolve.rs)
 //!                 -> registry     slug -> tenant, moka-cached           (registry/)
 //!                 -> pool         that tenant's own pool, single-flight (pool/)
+//!                 -> sql          statements on its connection          (sql/)
 //!                 -> identity     bearer token checked in that tenant   (identity/, http/extract.rs)
 //!                 -> handler      routes/<resource>.rs                  (http/)
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod plans;
 pub mod schema;
 pub mod secrets;
+pub mod sql;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;

@@ -292,6 +292,6 @@ async fn create_owner(
         password_hash: &password_hash,
         role: Role::Owner,
     };
-    User::create(pool, new).await?;
+    User::create(&mut *pool.acquire().await?, new).await?;
     Ok(())
 }

@@ -9,7 +9,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::AnyConnection;
 use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc,
@@ -22,6 +21,7 @@ use crate::{
     http::tenant::ensure_serving,
     identity::{ApiToken, Role, Scope, User},
     pool::{PooledConnection, TenantPool},
+    sql::TenantConn,
     state::AppState,
     tenant::TenantRecord,
 };
@@ -195,7 +195,7 @@ impl TenantDb {
 
     /// This request's connection, taken from the tenant's pool on first use. Hold the guard
     /// only for a statement or a transaction: it is the request's one connection.
-    pub async fn conn(&self) -> Result<MappedMutexGuard<'_, AnyConnection>, Error> {
+    pub async fn conn(&self) -> Result<MappedMutexGuard<'_, TenantConn>, Error> {
         let mut held = self.request.held.lock().await;
         if held.is_none() {
             *held = Some(self.acquire().await?);
@@ -398,16 +398,19 @@ mod tests {
     }
 
     /// Runs `sql` on the request's connection.
-    async fn run(db: &TenantDb, sql: &str) -> Result<(), sqlx::Error> {
+    async fn run(db: &TenantDb, sql: &str) -> Result<(), Error> {
         let mut conn = db.conn().await.expect("a connection");
-        sqlx::query(sql).execute(&mut *conn).await.map(drop)
+        crate::sql::query(sql).execute(&mut *conn).await.map(drop)
     }
 
     #[tokio::test]
     async fn a_connection_goes_back_to_the_pool_only_from_a_request_that_ended_well() {
         let dir = tempfile::tempdir().unwrap();
         let state = AppState::for_tests(dir.path()).await;
-        let url = database::sqlite_url(&dir.path().join("acme.db"), true);
+        // An empty file is an empty SQLite database; tenant pools never create their file.
+        let file = dir.path().join("acme.db");
+        std::fs::File::create(&file).unwrap();
+        let url = database::sqlite_url(&file, false);
         let shape = PoolShape {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),
@@ -438,9 +441,11 @@ mod tests {
         let db = request();
         let error = run(&db, "SELECT x FROM session_mark").await.unwrap_err();
         assert!(error.to_string().contains("no such table"), "{error}");
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        let rows: i64 = crate::sql::query("SELECT count(*) AS n FROM projects")
             .fetch_one(&mut *db.conn().await.unwrap())
             .await
+            .unwrap()
+            .try_get("n")
             .unwrap();
         assert_eq!(rows, 0);
 

@@ -2,9 +2,9 @@
 //! optional expiry. `last_used_at` is written at most once a minute per token, so using a
 //! token does not cost a write on every request.
 
+use crate::sql::{self, Row, TenantConn};
 use dashmap::DashMap;
 use serde::Serialize;
-use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use super::{secret_token, Scope, User};
 use crate::{
@@ -45,7 +45,7 @@ impl ApiTokens {
     /// Creates a token for `user_id`; returns it and the raw secret (shown once).
     pub async fn create(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut TenantConn,
         user_id: &str,
         name: &str,
         scopes: &[Scope],
@@ -62,7 +62,7 @@ impl ApiTokens {
             last_used_at: None,
             created_at: now,
         };
-        sqlx::query(
+        sql::query(
             "INSERT INTO api_tokens (id, user_id, name, scopes, token_hash, expires_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -79,13 +79,9 @@ impl ApiTokens {
     }
 
     /// The token and its user, if `raw` is a live token of this tenant: one indexed join.
-    pub async fn authenticate(
-        &self,
-        conn: &mut AnyConnection,
-        raw: &str,
-    ) -> Result<(ApiToken, User)> {
+    pub async fn authenticate(&self, conn: &mut TenantConn, raw: &str) -> Result<(ApiToken, User)> {
         let now = clock::now_ms();
-        let row = sqlx::query(&format!(
+        let row = sql::query(&format!(
             "SELECT {COLUMNS}, u.email, u.name AS user_name, u.role, u.created_at AS user_created_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
@@ -107,7 +103,7 @@ impl ApiTokens {
             created_at: row.try_get("user_created_at")?,
         };
         if self.should_touch(&token, now) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            sql::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&token.id)
                 .execute(&mut *conn)
@@ -132,12 +128,12 @@ impl ApiTokens {
     /// Live tokens, newest first; only `user_id`'s when given.
     pub async fn list(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut TenantConn,
         user_id: Option<&str>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ApiToken>> {
-        let rows = sqlx::query(&format!(
+        let rows = sql::query(&format!(
             "SELECT {COLUMNS} FROM api_tokens t
              WHERE t.revoked_at IS NULL AND ($1 = '' OR t.user_id = $1) AND ($2 = '' OR t.id < $2)
              ORDER BY t.id DESC LIMIT $3"
@@ -153,11 +149,11 @@ impl ApiTokens {
     /// Revokes a live token (only `user_id`'s when given); false when there is none.
     pub async fn revoke(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut TenantConn,
         id: &str,
         user_id: Option<&str>,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 = '' OR user_id = $3)",
         )
         .bind(clock::now_ms())
@@ -166,11 +162,11 @@ impl ApiTokens {
         .execute(&mut *conn)
         .await?;
         self.last_touch.remove(id);
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<ApiToken> {
+fn from_row(row: &Row) -> Result<ApiToken> {
     let scopes: String = row.try_get("scopes")?;
     Ok(ApiToken {
         id: row.try_get("id")?,

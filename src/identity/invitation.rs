@@ -1,8 +1,8 @@
 //! Invitations: an admin invites an email with a role; the token works once, only in the
 //! tenant that issued it (it exists in no other database), until it expires.
 
+use crate::sql::{self, TenantConn};
 use serde::Serialize;
-use sqlx::{AnyConnection, Connection, Row};
 
 use super::{secret_token, Email, NewUser, Role, User};
 use crate::{
@@ -34,7 +34,7 @@ pub struct Invitation {
 impl Invitation {
     /// Creates an invitation; returns it and the raw token (shown once).
     pub async fn create(
-        conn: &mut AnyConnection,
+        conn: &mut TenantConn,
         email: &Email,
         role: Role,
         invited_by: &str,
@@ -47,7 +47,7 @@ impl Invitation {
             role,
             expires_at: now + INVITATION_TTL_MS,
         };
-        sqlx::query(
+        sql::query(
             "INSERT INTO invitations (id, email, role, token_hash, invited_by, expires_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -64,8 +64,8 @@ impl Invitation {
     }
 
     /// The open invitation behind `raw`, checked before the (slow) password hash is made.
-    pub async fn find_open(conn: &mut AnyConnection, raw: &str) -> Result<Invitation> {
-        let row = sqlx::query(&format!(
+    pub async fn find_open(conn: &mut TenantConn, raw: &str) -> Result<Invitation> {
+        let row = sql::query(&format!(
             "SELECT id, email, role, expires_at FROM invitations
              WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND {INVITER_STILL_RANKS}"
         ))
@@ -88,13 +88,13 @@ impl Invitation {
     /// Spends the invitation and creates its account in one transaction: the token works
     /// once even under concurrent use, and an email taken meanwhile (`409`) leaves it unspent.
     pub async fn accept(
-        conn: &mut AnyConnection,
+        conn: &mut TenantConn,
         raw: &str,
         name: &str,
         password_hash: &str,
     ) -> Result<User> {
         let mut tx = conn.begin().await?;
-        let row = sqlx::query(
+        let row = sql::query(
             &format!(
                 "UPDATE invitations SET accepted_at = $1
                  WHERE token_hash = $2 AND accepted_at IS NULL AND expires_at > $1 AND {INVITER_STILL_RANKS}
@@ -103,7 +103,7 @@ impl Invitation {
         )
         .bind(clock::now_ms())
         .bind(secret_token::hash(raw))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?
         .ok_or(REJECTED)?;
         let email: String = row.try_get("email")?;
@@ -114,7 +114,7 @@ impl Invitation {
             .parse()
             .map_err(|_| anyhow::anyhow!("invitation row has an unknown role"))?;
         let user = User::create(
-            &mut *tx,
+            &mut tx,
             NewUser {
                 email: &email,
                 name,

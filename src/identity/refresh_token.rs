@@ -2,7 +2,7 @@
 //! presenting a token that was already spent is reuse (it was stolen, or the client is broken),
 //! and revokes the whole family.
 
-use sqlx::{AnyConnection, Connection, Row};
+use crate::sql::{self, Executor, TenantConn};
 
 use super::secret_token::{self, hash};
 use crate::{
@@ -24,7 +24,7 @@ impl RefreshTokens {
     }
 
     /// Starts a new family for `user_id` (a sign-in) and returns the raw token.
-    pub async fn start(&self, conn: &mut AnyConnection, user_id: &str) -> Result<String> {
+    pub async fn start(&self, conn: &mut TenantConn, user_id: &str) -> Result<String> {
         let family = uuid::Uuid::now_v7().to_string();
         self.insert(conn, user_id, &family).await
     }
@@ -32,28 +32,29 @@ impl RefreshTokens {
     /// Spends `raw` and returns (user id, next token). A spent or revoked token revokes its
     /// family; an unknown or expired one is refused. The spend is the first statement, so the
     /// transaction takes the write lock at once and two concurrent uses cannot both win.
-    pub async fn rotate(&self, conn: &mut AnyConnection, raw: &str) -> Result<(String, String)> {
+    pub async fn rotate(&self, conn: &mut TenantConn, raw: &str) -> Result<(String, String)> {
         let hash = hash(raw);
         let now = clock::now_ms();
         let mut tx = conn.begin().await?;
-        let spent = sqlx::query(
+        let spent = sql::query(
             "UPDATE refresh_tokens SET spent_at = $1
              WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > $1
              RETURNING family_id, user_id",
         )
         .bind(now)
         .bind(&hash)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(row) = spent else {
-            let reused: Option<String> = sqlx::query_scalar(
+            let reused = sql::query(
                 "SELECT family_id FROM refresh_tokens
                  WHERE token_hash = $1 AND (spent_at IS NOT NULL OR revoked_at IS NOT NULL)",
             )
             .bind(&hash)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
-            if let Some(family) = reused {
+            if let Some(reused) = reused {
+                let family: String = reused.try_get("family_id")?;
                 revoke_family(&mut tx, &family, now).await?;
                 tx.commit().await?;
                 tracing::warn!("refresh token reuse detected; the session family is revoked");
@@ -68,14 +69,13 @@ impl RefreshTokens {
     }
 
     /// Revokes the family of `raw` (logout). Refused when the token is unknown here.
-    pub async fn revoke(&self, conn: &mut AnyConnection, raw: &str) -> Result<()> {
+    pub async fn revoke(&self, conn: &mut TenantConn, raw: &str) -> Result<()> {
         let mut tx = conn.begin().await?;
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(hash(raw))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let family = family.ok_or(REJECTED)?;
+        let found = sql::query("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash(raw))
+            .fetch_optional(&mut tx)
+            .await?;
+        let family: String = found.ok_or(REJECTED)?.try_get("family_id")?;
         revoke_family(&mut tx, &family, clock::now_ms()).await?;
         tx.commit().await?;
         Ok(())
@@ -83,13 +83,13 @@ impl RefreshTokens {
 
     async fn insert(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut impl Executor,
         user_id: &str,
         family: &str,
     ) -> Result<String> {
         let raw = secret_token::generate("rt_");
         let now = clock::now_ms();
-        sqlx::query(
+        sql::query(
             "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -105,8 +105,8 @@ impl RefreshTokens {
     }
 }
 
-async fn revoke_family(conn: &mut sqlx::AnyConnection, family: &str, now: i64) -> Result<()> {
-    sqlx::query(
+async fn revoke_family(conn: &mut impl Executor, family: &str, now: i64) -> Result<()> {
+    sql::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
     )
     .bind(now)

@@ -1,13 +1,12 @@
 //! A user row in the tenant's own database.
 
-use serde::Serialize;
-use sqlx::{any::AnyRow, AnyConnection, Connection, Row};
-
 use super::{Email, Role};
 use crate::{
     clock,
-    error::{conflict_on_unique, Error, Result},
+    error::{Error, Result},
+    sql::{self, Executor, Row, TenantConn},
 };
+use serde::Serialize;
 
 /// A user of one tenant, as the API shows it (never with the password hash).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -49,8 +48,8 @@ macro_rules! columns {
 
 impl User {
     /// The per-request check: a removed user or a changed role takes effect at once.
-    pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
+    pub async fn by_id(conn: &mut impl Executor, id: &str) -> Result<Option<User>> {
+        let row = sql::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -59,10 +58,10 @@ impl User {
 
     /// The user and their password hash, for a login.
     pub async fn with_hash_by_email(
-        conn: &mut AnyConnection,
+        conn: &mut impl Executor,
         email: &Email,
     ) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(concat!(
+        let row = sql::query(concat!(
             "SELECT ",
             columns!(),
             ", password_hash FROM users WHERE email = $1"
@@ -77,10 +76,7 @@ impl User {
     }
 
     /// Creates a user; an email already taken in this tenant is `409 conflict`.
-    pub async fn create<'c, E>(executor: E, new: NewUser<'_>) -> Result<User>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Any>,
-    {
+    pub async fn create(conn: &mut impl Executor, new: NewUser<'_>) -> Result<User> {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             email: new.email.as_str().to_owned(),
@@ -88,7 +84,7 @@ impl User {
             role: new.role,
             created_at: clock::now_ms(),
         };
-        sqlx::query(
+        sql::query(
             "INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
@@ -98,21 +94,15 @@ impl User {
         .bind(new.password_hash)
         .bind(user.role.as_str())
         .bind(user.created_at)
-        .execute(executor)
-        .await
-        .map_err(conflict_on_unique(
-            "an account with this email already exists in this tenant",
-        ))?;
+        .conflict_on_unique("an account with this email already exists in this tenant")
+        .execute(conn)
+        .await?;
         Ok(user)
     }
 
     /// Members, newest first, after the cursor `after`.
-    pub async fn list(
-        conn: &mut AnyConnection,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<User>> {
-        let rows = sqlx::query(concat!(
+    pub async fn list(conn: &mut TenantConn, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        let rows = sql::query(concat!(
             "SELECT ",
             columns!(),
             " FROM users WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
@@ -126,8 +116,8 @@ impl User {
 
     /// Changes a role. Demoting the last owner is refused in the same statement, so two
     /// concurrent demotions cannot leave the tenant without one. Returns false when refused.
-    pub async fn set_role(conn: &mut AnyConnection, id: &str, role: Role) -> Result<bool> {
-        let done = sqlx::query(
+    pub async fn set_role(conn: &mut TenantConn, id: &str, role: Role) -> Result<bool> {
+        let done = sql::query(
             "UPDATE users SET role = $1, updated_at = $2
              WHERE id = $3 AND (role <> 'owner' OR $1 = 'owner'
                                 OR (SELECT COUNT(*) FROM users WHERE role = 'owner') > 1)",
@@ -137,28 +127,28 @@ impl User {
         .bind(id)
         .execute(&mut *conn)
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     /// Removes a user; their refresh and API tokens are deleted in the same transaction, and
     /// their access tokens stop working because every request checks the user. The last owner
     /// is never removed. Returns false when refused.
-    pub async fn remove(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    pub async fn remove(conn: &mut TenantConn, id: &str) -> Result<bool> {
         let mut tx = conn.begin().await?;
         for table in ["refresh_tokens", "api_tokens"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+            sql::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
-        let done = sqlx::query(
+        let done = sql::query(
             "DELETE FROM users
              WHERE id = $1 AND (role <> 'owner' OR (SELECT COUNT(*) FROM users WHERE role = 'owner') > 1)",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(false);
         }
         tx.commit().await?;
@@ -166,7 +156,7 @@ impl User {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<User> {
+fn from_row(row: &Row) -> Result<User> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: row.try_get("id")?,

@@ -190,10 +190,11 @@ impl TenantPools {
             .into());
         }
         let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
-        let mut conn = pool.acquire().await?;
-        let version = schema::migrate_tenant(&mut conn)
-            .await
-            .map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
+        let mut conn = pool.sqlx_connection().await?;
+        let migrated = schema::migrate_tenant(conn.get()).await;
+        conn.close().await;
+        let version =
+            migrated.map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
         self.registry.set_schema_version(tenant, version).await?;
         tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
         Ok(())

@@ -1,4 +1,6 @@
-//! One tenant's own pool of connections, in place of sqlx's `Pool` on the request path.
+//! One tenant's own pool of connections, in place of sqlx's `Pool` on the request path. Its
+//! connections are [`TenantConn`]s (see `sql`): a SQLite file through rusqlite, on the caller's
+//! thread; a server database through sqlx.
 //!
 //! sqlx's pool hands a connection back through a spawned task that first pings it (for SQLite,
 //! a round trip to the connection's own thread), and it hands out idle connections oldest
@@ -11,13 +13,15 @@
 //! Skipping the ping is safe because the request path hands a connection back only from a
 //! request that ran to completion (see `http::extract::TenantDb`): one cut off mid-statement or
 //! mid-transaction is closed instead. (The control path's few uses run single statements
-//! outside transactions; a SQLite connection runs its statements in order, so one cut off there
-//! finishes before the next user's.) Server databases, whose connections the network can drop,
-//! are pinged when taken from the idle stack.
+//! outside transactions. A SQLite statement runs to its end within one poll, so none is ever
+//! cut off half-way, and a transaction dropped unfinished rolls back at once.) Server
+//! databases, whose connections the network can drop, are pinged when taken from the idle
+//! stack.
 
 use std::{
     mem,
     ops::{Deref, DerefMut},
+    path::PathBuf,
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex, PoisonError,
@@ -25,17 +29,26 @@ use std::{
     time::Instant,
 };
 
-use sqlx::{any::AnyConnectOptions, AnyConnection, ConnectOptions, Connection};
+use sqlx::{any::AnyConnectOptions, sqlite::SqliteConnectOptions, AnyConnection, ConnectOptions};
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
-use crate::database::{self, PoolShape};
+use crate::{
+    database::{self, PoolShape},
+    sql::{Executor, Target, TenantConn},
+};
 
 /// A tenant's pool. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct TenantPool(Arc<Inner>);
 
 struct Inner {
+    /// How sqlx connects; also used for the control path's own connections (migrations).
     options: AnyConnectOptions,
+    /// The file of a SQLite tenant, opened through rusqlite; none for a server database.
+    file: Option<PathBuf>,
+    /// The queue a SQLite tenant's writers wait in (see `sql::LocalConn`), shared by the
+    /// pool's connections.
+    writer: Arc<tokio::sync::Mutex<()>>,
     shape: PoolShape,
     /// Ping an idle connection before handing it out (server databases only).
     check_idle: bool,
@@ -67,7 +80,7 @@ struct Idle {
 
 /// A connection counted in its pool's size until it is dropped.
 struct Conn {
-    raw: Option<AnyConnection>,
+    raw: Option<TenantConn>,
     count: Arc<Count>,
 }
 
@@ -84,9 +97,20 @@ impl TenantPool {
     /// on first use. The connection stays, idle.
     pub async fn open(url: &str, shape: PoolShape) -> Result<Self, sqlx::Error> {
         let options = database::connect_options(url)?;
+        let file = if database::is_local_file(url) {
+            Some(
+                url.parse::<SqliteConnectOptions>()?
+                    .get_filename()
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
         let pool = Self(Arc::new(Inner {
-            check_idle: !database::is_local_file(url),
+            check_idle: file.is_none(),
             options,
+            file,
+            writer: Arc::default(),
             shape,
             permits: Semaphore::new(shape.max_connections as usize),
             idle: Mutex::default(),
@@ -138,7 +162,7 @@ impl TenantPool {
             };
             if fresh {
                 // On failure or cancellation `conn` is dropped, which uncounts it.
-                conn.open(&inner.options).await?;
+                conn.open(inner).await?;
             } else if inner.check_idle && conn.raw_mut().ping().await.is_err() {
                 continue;
             }
@@ -155,6 +179,16 @@ impl TenantPool {
     /// Connections idle now.
     pub fn num_idle(&self) -> usize {
         self.0.lock_idle().stack.len()
+    }
+
+    /// An sqlx connection for control-path work that needs sqlx itself (the migrator): one of
+    /// the pool's for a server database, one of its own for a SQLite file (whose pool's
+    /// connections are not sqlx's; a file has no connection budget to keep to).
+    pub async fn sqlx_connection(&self) -> Result<SqlxConnection, sqlx::Error> {
+        if self.0.file.is_some() {
+            return Ok(SqlxConnection::Own(self.0.connect().await?));
+        }
+        Ok(SqlxConnection::Pooled(self.acquire().await?))
     }
 
     /// Closes connections idle longer than the pool's idle timeout (called by housekeeping).
@@ -215,6 +249,13 @@ impl TenantPool {
 }
 
 impl Inner {
+    /// A new sqlx connection with the settings every connection gets.
+    async fn connect(&self) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = self.options.connect().await?;
+        database::prepare_connection(&mut conn).await?;
+        Ok(conn)
+    }
+
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -230,22 +271,28 @@ impl Conn {
         }
     }
 
-    async fn open(&mut self, options: &AnyConnectOptions) -> Result<(), sqlx::Error> {
-        let mut raw = options.connect().await?;
-        database::prepare_connection(&mut raw).await?;
-        self.raw = Some(raw);
+    async fn open(&mut self, pool: &Inner) -> Result<(), sqlx::Error> {
+        self.raw = Some(match &pool.file {
+            // An open file that cannot be read is an unavailable tenant, as a server that
+            // cannot be reached is.
+            Some(file) => TenantConn::open_local(file, pool.writer.clone())
+                .await
+                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?,
+            None => TenantConn::Server(pool.connect().await?),
+        });
         Ok(())
     }
 
-    fn raw_mut(&mut self) -> &mut AnyConnection {
+    fn raw_mut(&mut self) -> &mut TenantConn {
         self.raw.as_mut().expect("a counted connection is open")
     }
 
-    /// Closes the connection politely. For SQLite that waits for its thread to finish what it
-    /// is running, a statement of a request cut off included.
+    /// Closes the connection politely. For a server that waits for the statement of a request
+    /// cut off to be abandoned; a SQLite statement runs on the caller's thread, so none is ever
+    /// left running.
     async fn close(mut self) {
         if let Some(raw) = self.raw.take() {
-            let _ = raw.close().await;
+            raw.close().await;
         }
     }
 }
@@ -254,6 +301,30 @@ impl Drop for Conn {
     fn drop(&mut self) {
         self.count.size.fetch_sub(1, Ordering::AcqRel);
         self.count.gone.notify_waiters();
+    }
+}
+
+/// See [`TenantPool::sqlx_connection`].
+pub enum SqlxConnection {
+    Pooled(PooledConnection),
+    Own(AnyConnection),
+}
+
+impl SqlxConnection {
+    pub fn get(&mut self) -> &mut AnyConnection {
+        match self {
+            SqlxConnection::Pooled(conn) => conn
+                .as_server()
+                .expect("a server database's connections are sqlx's"),
+            SqlxConnection::Own(conn) => conn,
+        }
+    }
+
+    /// Hands a pooled connection back, closes one of its own.
+    pub async fn close(self) {
+        if let SqlxConnection::Own(conn) = self {
+            let _ = sqlx::Connection::close(conn).await;
+        }
     }
 }
 
@@ -266,9 +337,9 @@ impl PooledConnection {
 }
 
 impl Deref for PooledConnection {
-    type Target = AnyConnection;
+    type Target = TenantConn;
 
-    fn deref(&self) -> &AnyConnection {
+    fn deref(&self) -> &TenantConn {
         self.conn
             .as_ref()
             .and_then(|conn| conn.raw.as_ref())
@@ -277,11 +348,17 @@ impl Deref for PooledConnection {
 }
 
 impl DerefMut for PooledConnection {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+    fn deref_mut(&mut self) -> &mut TenantConn {
         self.conn
             .as_mut()
             .expect("a checked-out connection is open")
             .raw_mut()
+    }
+}
+
+impl Executor for PooledConnection {
+    fn target(&mut self) -> Target<'_> {
+        (**self).target()
     }
 }
 
@@ -321,9 +398,8 @@ impl Drop for PooledConnection {
 mod tests {
     use std::time::Duration;
 
-    use sqlx::Row;
-
     use super::*;
+    use crate::sql;
 
     /// Long enough that no stall of a busy test machine makes a fresh connection look idle.
     const IDLE: Duration = Duration::from_millis(250);
@@ -338,18 +414,22 @@ mod tests {
 
     async fn pool(dir: &tempfile::TempDir, max_connections: u32) -> TenantPool {
         database::install_drivers();
-        let url = database::sqlite_url(&dir.path().join("t.db"), true);
+        // An empty file is an empty SQLite database; tenant pools never create their file.
+        let file = dir.path().join("t.db");
+        std::fs::File::create(&file).unwrap();
+        let url = database::sqlite_url(&file, false);
         TenantPool::open(&url, shape(max_connections))
             .await
             .unwrap()
     }
 
-    async fn one(conn: &mut AnyConnection) -> i64 {
-        sqlx::query("SELECT 1")
+    async fn one(conn: &mut TenantConn) -> i64 {
+        sql::query("SELECT 1 AS one")
             .fetch_one(conn)
             .await
             .unwrap()
-            .get(0)
+            .try_get("one")
+            .unwrap()
     }
 
     #[tokio::test]
@@ -366,19 +446,22 @@ mod tests {
         assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
 
         // Mark the second connection's session, so which one comes back is visible.
-        sqlx::query("CREATE TEMP TABLE mark (which TEXT); INSERT INTO mark VALUES ('second')")
-            .execute(&mut *second)
-            .await
-            .unwrap();
+        for statement in [
+            "CREATE TEMP TABLE mark (which TEXT)",
+            "INSERT INTO mark VALUES ('second')",
+        ] {
+            sql::query(statement).execute(&mut second).await.unwrap();
+        }
         drop(first);
         drop(second);
         for _ in 0..3 {
             let mut again = pool.acquire().await.unwrap();
-            let which: String = sqlx::query("SELECT which FROM mark")
-                .fetch_one(&mut *again)
+            let which: String = sql::query("SELECT which FROM mark")
+                .fetch_one(&mut again)
                 .await
                 .unwrap()
-                .get(0);
+                .try_get("which")
+                .unwrap();
             assert_eq!(which, "second");
         }
         assert_eq!(pool.size(), 2);
@@ -404,41 +487,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(&dir, 1).await;
         let mut conn = pool.acquire().await.unwrap();
-        sqlx::query("CREATE TEMP TABLE mark (x)")
-            .execute(&mut *conn)
+        sql::query("CREATE TEMP TABLE mark (x)")
+            .execute(&mut conn)
             .await
             .unwrap();
         conn.discard();
         let mut fresh = pool.acquire().await.unwrap();
-        let marked = sqlx::query("SELECT x FROM mark")
-            .fetch_one(&mut *fresh)
-            .await;
+        let marked = sql::query("SELECT x FROM mark").fetch_one(&mut fresh).await;
         assert!(marked.is_err(), "a new connection has no temp table");
         assert_eq!(pool.size(), 1);
     }
 
     #[tokio::test]
-    async fn a_connection_cut_off_mid_statement_holds_its_place_until_it_has_closed() {
+    async fn a_discarded_connection_holds_its_place_until_it_has_closed() {
         let dir = tempfile::tempdir().unwrap();
-        database::install_drivers();
-        let url = database::sqlite_url(&dir.path().join("t.db"), true);
-        let shape = PoolShape {
-            acquire_timeout: Duration::from_secs(30),
-            ..shape(1)
-        };
-        let pool = TenantPool::open(&url, shape).await.unwrap();
-        let mut conn = pool.acquire().await.unwrap();
-        // A statement that runs for a while on the connection's thread, cut off by a timeout.
-        let slow = sqlx::query(
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
-             SELECT count(*) FROM c",
-        )
-        .fetch_one(&mut *conn);
-        assert!(tokio::time::timeout(Duration::from_millis(20), slow)
-            .await
-            .is_err());
+        let pool = pool(&dir, 1).await;
+        let conn = pool.acquire().await.unwrap();
         conn.discard();
-        // The next checkout waits for the old connection to finish and close: never two.
+        // The next checkout waits for the old connection to close: never two.
         let mut next = pool.acquire().await.unwrap();
         assert_eq!(pool.size(), 1);
         assert_eq!(one(&mut next).await, 1);
@@ -508,18 +574,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancelled_open_is_not_counted() {
+    async fn a_cancelled_wait_leaves_no_trace() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir, 2).await;
-        let _held = pool.acquire().await.unwrap();
-        // The second acquire has to open a connection: poll it once (it has started opening),
-        // then drop it.
+        let pool = pool(&dir, 1).await;
+        let held = pool.acquire().await.unwrap();
+        // The second acquire has to wait for the connection: poll it once, then drop it.
+        // (A SQLite connection opens at once; a server connection's open is cancelled the
+        // same way, the `Conn` dropped uncounts itself.)
         assert!(futures::FutureExt::now_or_never(pool.acquire()).is_none());
         assert_eq!(pool.size(), 1);
+        drop(held);
         tokio::time::timeout(Duration::from_secs(5), async {
-            let _second = pool.acquire().await.unwrap();
+            let _again = pool.acquire().await.unwrap();
         })
         .await
         .unwrap();
+        assert_eq!(pool.0.permits.available_permits(), 1);
     }
 }

@@ -10,5 +10,5 @@ mod server;
 
 pub use budget::Budgets;
 pub use cache::{PoolPolicy, TenantPools};
-pub use connections::{PooledConnection, TenantPool};
+pub use connections::{PooledConnection, SqlxConnection, TenantPool};
 pub use server::{Server, Servers};

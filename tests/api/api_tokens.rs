@@ -247,7 +247,7 @@ async fn an_expired_token_is_refused() {
         .acquire()
         .await
         .unwrap();
-    sqlx::query("UPDATE api_tokens SET expires_at = 1")
+    silo::sql::query("UPDATE api_tokens SET expires_at = 1")
         .execute(&mut *conn)
         .await
         .unwrap();

@@ -103,7 +103,7 @@ async fn an_expired_invitation_is_refused() {
         .acquire()
         .await
         .unwrap();
-    sqlx::query("UPDATE invitations SET expires_at = 0")
+    silo::sql::query("UPDATE invitations SET expires_at = 0")
         .execute(&mut *conn)
         .await
         .unwrap();

@@ -1,9 +1,9 @@
 //! Projects: the tenant's own data. Viewers read, members create, owners of a project or
 //! admins edit, admins delete. An id from another tenant is simply not in this database: 404.
 
+use crate::sql::{self, Row, TenantConn};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::{any::AnyRow, AnyConnection, Row};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -94,7 +94,7 @@ async fn list_projects(
 ) -> Result<Json<Page<Project>>> {
     user.require_scoped(Role::Viewer, Scope::ProjectsRead)?;
     let page = query.parse()?;
-    let rows = sqlx::query(concat!(
+    let rows = sql::query(concat!(
         "SELECT ",
         columns!(),
         " FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2"
@@ -129,7 +129,7 @@ async fn create_project(
         created_at: now,
         updated_at: now,
     };
-    sqlx::query(concat!(
+    sql::query(concat!(
         "INSERT INTO projects (",
         columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6)"
@@ -191,7 +191,7 @@ async fn update_project(
         project.description = validate_description(description)?;
     }
     project.updated_at = clock::now_ms();
-    sqlx::query("UPDATE projects SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+    sql::query("UPDATE projects SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
         .bind(&project.name)
         .bind(&project.description)
         .bind(project.updated_at)
@@ -212,18 +212,18 @@ async fn delete_project(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     user.require_scoped(Role::Admin, Scope::ProjectsWrite)?;
-    let done = sqlx::query("DELETE FROM projects WHERE id = $1")
+    let done = sql::query("DELETE FROM projects WHERE id = $1")
         .bind(&id)
         .execute(&mut *db.conn().await?)
         .await?;
-    if done.rows_affected() == 0 {
+    if done == 0 {
         return Err(Error::not_found("project"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find(conn: &mut AnyConnection, id: &str) -> Result<Project> {
-    let row = sqlx::query(concat!(
+async fn find(conn: &mut TenantConn, id: &str) -> Result<Project> {
+    let row = sql::query(concat!(
         "SELECT ",
         columns!(),
         " FROM projects WHERE id = $1"
@@ -237,7 +237,7 @@ async fn find(conn: &mut AnyConnection, id: &str) -> Result<Project> {
         .ok_or_else(|| Error::not_found("project"))
 }
 
-fn from_row(row: &AnyRow) -> Result<Project> {
+fn from_row(row: &Row) -> Result<Project> {
     Ok(Project {
         id: row.try_get("id")?,
         name: row.try_get("name")?,

@@ -1,0 +1,227 @@
+//! A SQLite tenant connection, run on the caller's thread.
+//!
+//! Statements are short (single rows, pages of at most 101), so they run inline on the async
+//! runtime's thread, as a brief computation would: no hand-over to another thread, and the
+//! tenant's pages are touched by the thread that serves the request. Two things could stall
+//! that thread, and neither is allowed to:
+//!
+//! - Waiting for SQLite's write lock. Writers of one tenant queue on an async lock of the
+//!   tenant's pool first, so within a process a write never finds the file locked. A writer of
+//!   another process (a `silo migrate` run, say) can still hold it: SQLite's own busy wait is
+//!   off, and a statement that finds the database busy is retried after an async sleep, for up
+//!   to [`BUSY_WAIT`], then answered `503`.
+//! - Long statements. None on the request path; migrations and provisioning stay on sqlx. (A
+//!   commit that fills the WAL past SQLite's auto-checkpoint, 1,000 pages, copies them back
+//!   into the database file on the committing thread: a few milliseconds, now and then.)
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use rusqlite::{ffi, OpenFlags};
+use tokio::{
+    sync::{Mutex, OwnedMutexGuard},
+    time::Instant,
+};
+
+use super::{
+    row::{Cell, Row},
+    value::Value,
+};
+
+/// How long a statement waits for another process's write to finish, as sqlx's default busy
+/// timeout does.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: more than the request path has.
+const STATEMENT_CACHE: usize = 64;
+
+/// An open SQLite connection and its tenant's write queue.
+pub struct LocalConn {
+    conn: rusqlite::Connection,
+    writer: Arc<Mutex<()>>,
+}
+
+/// What a statement should give back.
+#[derive(Clone, Copy)]
+pub(super) enum Want {
+    FirstRow,
+    AllRows,
+    Changes,
+}
+
+pub(super) enum Output {
+    Rows(Vec<Row>),
+    Changes(u64),
+}
+
+impl LocalConn {
+    /// Opens an existing database file (never creates one: a missing file is an error, not a
+    /// silently empty tenant), with the settings sqlx's connections get too.
+    /// The settings read the file, so they wait out another connection's lock as a statement
+    /// does (the last connection of another process to close takes one briefly).
+    pub async fn open(path: &Path, writer: Arc<Mutex<()>>) -> rusqlite::Result<Self> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let mut opened = Self { conn, writer };
+        opened
+            .retry_while_busy(|conn| {
+                // `journal_mode` answers with a row, so it is not part of the batch.
+                conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+                conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            })
+            .await?;
+        Ok(opened)
+    }
+
+    /// Runs one statement. Outside a transaction, a statement that writes first queues behind
+    /// the tenant's other writers.
+    pub(super) async fn run(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+        want: Want,
+    ) -> rusqlite::Result<Output> {
+        let writes = self.conn.is_autocommit() && !self.conn.prepare_cached(sql)?.readonly();
+        let _queued = if writes {
+            Some(self.writer.clone().lock_owned().await)
+        } else {
+            None
+        };
+        self.retry_while_busy(|conn| run(conn, sql, args, want))
+            .await
+    }
+
+    /// Starts a write transaction: queued behind the tenant's other writers, then
+    /// `BEGIN IMMEDIATE`, so it holds SQLite's write lock from its first statement and never
+    /// fails part-way for want of it. The guard is the transaction's place in the queue.
+    pub(super) async fn begin(&mut self) -> rusqlite::Result<OwnedMutexGuard<()>> {
+        let queued = self.writer.clone().lock_owned().await;
+        self.retry_while_busy(|conn| conn.execute_batch("BEGIN IMMEDIATE"))
+            .await?;
+        Ok(queued)
+    }
+
+    /// Commits; if that fails, rolls back, so the connection is never left mid-transaction.
+    pub(super) fn commit(&mut self) -> rusqlite::Result<()> {
+        let done = self.conn.execute_batch("COMMIT");
+        if done.is_err() {
+            self.rollback();
+        }
+        done
+    }
+
+    /// Rolls back an open transaction; done from `Drop`, so it cannot wait or fail loudly.
+    pub(super) fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(%error, "could not roll back a tenant transaction");
+            }
+        }
+    }
+
+    /// Runs `step`, and again after a short async sleep while another process holds the
+    /// database, up to [`BUSY_WAIT`]. Only outside a transaction: a statement in one has the
+    /// write lock already (`BEGIN IMMEDIATE`).
+    async fn retry_while_busy<T>(
+        &mut self,
+        mut step: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let mut deadline = None;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match step(&self.conn) {
+                Err(error) if is_busy(&error) && self.conn.is_autocommit() => {
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + BUSY_WAIT);
+                    if Instant::now() >= deadline {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+/// Another connection holds the lock this statement needs.
+pub fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A unique or primary key constraint refused the statement.
+pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(ffi::Error { extended_code, .. }, _)
+            if *extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || *extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// One statement, start to finish, with `$N` placeholders bound to `args[N - 1]` (as sqlx does
+/// for SQLite: a placeholder used twice is one parameter).
+fn run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Value<'_>],
+    want: Want,
+) -> rusqlite::Result<Output> {
+    let mut statement = conn.prepare_cached(sql)?;
+    for index in 1..=statement.parameter_count() {
+        let position = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|number| number.parse::<usize>().ok())
+            .unwrap_or(index);
+        let value = position
+            .checked_sub(1)
+            .and_then(|at| args.get(at))
+            .ok_or(rusqlite::Error::InvalidParameterCount(position, args.len()))?;
+        statement.raw_bind_parameter(index, value)?;
+    }
+    if let Want::Changes = want {
+        return Ok(Output::Changes(statement.raw_execute()? as u64));
+    }
+    let names: Arc<[Box<str>]> = statement
+        .column_names()
+        .into_iter()
+        .map(Box::from)
+        .collect();
+    let mut found = Vec::new();
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next()? {
+        let cells = (0..names.len())
+            .map(|at| {
+                Ok(match row.get_ref(at)? {
+                    rusqlite::types::ValueRef::Null => Cell::Null,
+                    rusqlite::types::ValueRef::Integer(number) => Cell::Int(number),
+                    rusqlite::types::ValueRef::Real(number) => Cell::Real(number),
+                    rusqlite::types::ValueRef::Text(text) => Cell::Text(
+                        std::str::from_utf8(text)
+                            .map_err(rusqlite::Error::Utf8Error)?
+                            .to_owned(),
+                    ),
+                    rusqlite::types::ValueRef::Blob(_) => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            at,
+                            names[at].to_string(),
+                            rusqlite::types::Type::Blob,
+                        ))
+                    }
+                })
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        found.push(Row::local(names.clone(), cells));
+        if let Want::FirstRow = want {
+            break;
+        }
+    }
+    Ok(Output::Rows(found))
+}
