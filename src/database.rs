@@ -27,7 +27,8 @@ pub fn sqlite_url(path: &Path, create: bool) -> String {
 }
 
 /// Connections idle this long are closed, while their (cheap) pool stays cached: a SQLite
-/// connection is an OS thread plus its page cache, so tenants not busy right now hold none.
+/// connection holds its page cache and an open file (and, through sqlx, an OS thread), so
+/// tenants not busy right now hold none.
 pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a pool should behave.
@@ -46,8 +47,8 @@ pub fn connect_options(url: &str) -> Result<AnyConnectOptions, sqlx::Error> {
     Ok(options.disable_statement_logging())
 }
 
-/// A local file cannot have dropped a connection, so an idle one needs no liveness ping (one
-/// round trip to the connection's thread) before use. Server databases keep the ping.
+/// A local file cannot have dropped a connection, so an idle one needs no liveness ping before
+/// use (through sqlx, one round trip to the connection's thread). Server databases keep it.
 pub fn is_local_file(url: &str) -> bool {
     url.starts_with("sqlite:")
 }

@@ -156,9 +156,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 ///
 /// It goes back to the pool earlier through [`TenantDb::release`], or when the request is done
 /// if [`TenantDb::finish`] said it ended well. A request cut off (the timeout, a client gone, a
-/// panic) may have left a statement running or a transaction open on it, and one that failed
-/// with a server error may have left the connection broken: then the connection is closed
-/// rather than handed to the tenant's next request. The pool hands connections back without a
+/// panic) may have left a transaction open on it (or, on a server, a statement running), and
+/// one that failed with a server error may have left the connection broken: then the
+/// connection is closed rather than handed to the tenant's next request. The pool hands connections back without a
 /// liveness ping, so this is what keeps it safe.
 #[derive(Clone)]
 pub struct TenantDb {

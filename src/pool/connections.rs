@@ -85,7 +85,8 @@ struct Conn {
 }
 
 /// A connection checked out of a [`TenantPool`]. Dropping it hands it back; call
-/// [`PooledConnection::discard`] instead when it may be mid-statement.
+/// [`PooledConnection::discard`] instead when it may be mid-statement (a server connection) or
+/// have left an error behind.
 pub struct PooledConnection {
     conn: Option<Conn>,
     pool: Arc<Inner>,
@@ -330,7 +331,7 @@ impl SqlxConnection {
 
 impl PooledConnection {
     /// Closes the connection instead of handing it back: a statement may still be running on
-    /// it, or it left an error behind.
+    /// it (a server connection), or it left an error behind.
     pub fn discard(mut self) {
         self.discard = true;
     }
@@ -368,8 +369,10 @@ impl Drop for PooledConnection {
             self.pool.permits.add_permits(1);
             return;
         };
+        // A connection left inside a transaction would hand it to the next request.
+        let discard = self.discard || conn.raw.as_ref().is_some_and(TenantConn::in_transaction);
         let mut idle = self.pool.lock_idle();
-        if !idle.closed && !self.discard {
+        if !idle.closed && !discard {
             idle.stack.push((conn, Instant::now()));
             drop(idle);
             // After the push: a waiter woken by this permit finds the connection idle.
@@ -378,14 +381,16 @@ impl Drop for PooledConnection {
         }
         drop(idle);
         // Closed first, then the permit: the pool never holds more than its size, connections
-        // still closing included (one may be finishing a statement of a request cut off).
+        // still closing included (a server connection may be abandoning a statement of a
+        // request cut off).
         let pool = self.pool.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(async move {
                 conn.close().await;
                 pool.permits.add_permits(1);
             })),
-            // No runtime to close it politely on: dropped, its thread ends by itself.
+            // No runtime to close it politely on: dropped (a sqlx connection's thread, if it has
+            // one, ends by itself).
             Err(_) => {
                 drop(conn);
                 pool.permits.add_permits(1);
@@ -499,15 +504,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_discarded_connection_holds_its_place_until_it_has_closed() {
+    async fn a_connection_left_inside_a_transaction_is_not_handed_back() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(&dir, 1).await;
-        let conn = pool.acquire().await.unwrap();
-        conn.discard();
-        // The next checkout waits for the old connection to close: never two.
-        let mut next = pool.acquire().await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sql::query("CREATE TEMP TABLE mark (x)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sql::query("BEGIN").execute(&mut conn).await.unwrap();
+        drop(conn);
+        let mut fresh = pool.acquire().await.unwrap();
+        assert!(!fresh.in_transaction());
+        let marked = sql::query("SELECT x FROM mark").fetch_one(&mut fresh).await;
+        assert!(marked.is_err(), "a new connection has no temp table");
         assert_eq!(pool.size(), 1);
-        assert_eq!(one(&mut next).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_open_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        // A file in rollback-journal mode, locked by another process: opening a connection
+        // (which reads it to set WAL mode) waits.
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other
+            .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        // The pool as `TenantPool::open` makes it, minus its first connection.
+        let url = database::sqlite_url(&file, false);
+        let pool = TenantPool(Arc::new(Inner {
+            options: database::connect_options(&url).unwrap(),
+            file: Some(file.clone()),
+            writer: Arc::default(),
+            shape: shape(2),
+            check_idle: false,
+            permits: Semaphore::new(2),
+            idle: Mutex::default(),
+            count: Arc::default(),
+        }));
+        assert!(futures::FutureExt::now_or_never(pool.acquire()).is_none());
+        assert_eq!(pool.size(), 0, "the cancelled open is not counted");
+        assert_eq!(pool.0.permits.available_permits(), 2);
+        drop(other);
+        let _conn = pool.acquire().await.unwrap();
+        assert_eq!(pool.size(), 1);
     }
 
     #[tokio::test]

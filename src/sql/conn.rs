@@ -16,7 +16,12 @@ pub enum TenantConn {
 
 /// Where a statement runs: a connection or a transaction, borrowed for that statement.
 pub enum Target<'c> {
-    Local(&'c mut LocalConn),
+    /// `in_transaction` is set only by a [`Transaction`]: its statements already hold the
+    /// tenant's write queue.
+    Local {
+        conn: &'c mut LocalConn,
+        in_transaction: bool,
+    },
     Server(&'c mut AnyConnection),
 }
 
@@ -29,7 +34,10 @@ pub trait Executor: Send {
 impl Executor for TenantConn {
     fn target(&mut self) -> Target<'_> {
         match self {
-            TenantConn::Local(conn) => Target::Local(conn),
+            TenantConn::Local(conn) => Target::Local {
+                conn,
+                in_transaction: false,
+            },
             TenantConn::Server(conn) => Target::Server(conn),
         }
     }
@@ -66,6 +74,16 @@ impl TenantConn {
             }
             TenantConn::Server(conn) => Open::Server(conn.begin().await?),
         })))
+    }
+
+    /// Left inside a transaction it did not start through [`TenantConn::begin`] (a bare
+    /// `BEGIN`, a rollback that failed): not to be handed to another request.
+    pub fn in_transaction(&self) -> bool {
+        match self {
+            TenantConn::Local(conn) => conn.in_transaction(),
+            // sqlx rolls back a dropped transaction before the connection's next statement.
+            TenantConn::Server(_) => false,
+        }
     }
 
     /// The sqlx connection of a server database; none for SQLite.
@@ -125,7 +143,10 @@ impl Executor for Transaction<'_> {
             .as_mut()
             .expect("a transaction is open until it commits")
         {
-            Open::Local { conn, .. } => Target::Local(conn),
+            Open::Local { conn, .. } => Target::Local {
+                conn,
+                in_transaction: true,
+            },
             Open::Server(tx) => Target::Server(tx),
         }
     }

@@ -1,15 +1,18 @@
 //! A SQLite tenant connection, run on the caller's thread.
 //!
-//! Statements are short (single rows, pages of at most 101), so they run inline on the async
+//! Statements are short (single rows, pages of at most 100 and the one row that says there is
+//! more), so they run inline on the async
 //! runtime's thread, as a brief computation would: no hand-over to another thread, and the
 //! tenant's pages are touched by the thread that serves the request. Two things could stall
 //! that thread, and neither is allowed to:
 //!
 //! - Waiting for SQLite's write lock. Writers of one tenant queue on an async lock of the
-//!   tenant's pool first, so within a process a write never finds the file locked. A writer of
-//!   another process (a `silo migrate` run, say) can still hold it: SQLite's own busy wait is
-//!   off, and a statement that finds the database busy is retried after an async sleep, for up
-//!   to [`BUSY_WAIT`], then answered `503`.
+//!   tenant's pool first, so the request path's writes never wait for each other on the file.
+//!   A writer outside that queue (another process such as `silo migrate`, the control path's
+//!   sqlx connections, a pool being replaced) can still hold it: SQLite's own busy wait is
+//!   off, and a statement that finds the database busy is retried after an async sleep. The
+//!   queue and those retries share one wait of at most [`BUSY_WAIT`], then the answer is
+//!   `503`.
 //! - Long statements. None on the request path; migrations and provisioning stay on sqlx. (A
 //!   commit that fills the WAL past SQLite's auto-checkpoint, 1,000 pages, copies them back
 //!   into the database file on the committing thread: a few milliseconds, now and then.)
@@ -67,7 +70,7 @@ impl LocalConn {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut opened = Self { conn, writer };
         opened
-            .retry_while_busy(|conn| {
+            .retry_while_busy(Instant::now() + BUSY_WAIT, |conn| {
                 // `journal_mode` answers with a row, so it is not part of the batch.
                 conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
                 conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
@@ -76,21 +79,42 @@ impl LocalConn {
         Ok(opened)
     }
 
-    /// Runs one statement. Outside a transaction, a statement that writes first queues behind
-    /// the tenant's other writers.
+    /// Runs one statement. In a [`Transaction`](super::Transaction) (`in_transaction`) it runs
+    /// at once: the transaction holds the queue and the write lock. Outside one, a statement
+    /// that writes first queues behind the tenant's other writers; the queue and another
+    /// process's lock share one wait of at most [`BUSY_WAIT`].
     pub(super) async fn run(
         &mut self,
+        in_transaction: bool,
         sql: &str,
         args: &[Value<'_>],
         want: Want,
     ) -> rusqlite::Result<Output> {
-        let writes = self.conn.is_autocommit() && !self.conn.prepare_cached(sql)?.readonly();
+        if in_transaction {
+            if self.conn.is_autocommit() {
+                // SQLite ended the transaction itself (an I/O error, a full disk): what follows
+                // would run outside it, so the transaction fails instead.
+                return Err(rusqlite::Error::SqliteFailure(
+                    ffi::Error::new(ffi::SQLITE_ABORT),
+                    Some("the transaction was rolled back by the database".into()),
+                ));
+            }
+            return run(&self.conn, sql, args, want);
+        }
+        let deadline = Instant::now() + BUSY_WAIT;
+        // Read-only statements never queue. One left inside a transaction by a bare `BEGIN`
+        // is that transaction's; the pool closes such a connection when it comes back.
+        let writes = self
+            .retry_while_busy(deadline, |conn| {
+                Ok(conn.is_autocommit() && !conn.prepare_cached(sql)?.readonly())
+            })
+            .await?;
         let _queued = if writes {
-            Some(self.writer.clone().lock_owned().await)
+            Some(Self::queue(self.writer.clone(), deadline).await?)
         } else {
             None
         };
-        self.retry_while_busy(|conn| run(conn, sql, args, want))
+        self.retry_while_busy(deadline, |conn| run(conn, sql, args, want))
             .await
     }
 
@@ -98,10 +122,35 @@ impl LocalConn {
     /// `BEGIN IMMEDIATE`, so it holds SQLite's write lock from its first statement and never
     /// fails part-way for want of it. The guard is the transaction's place in the queue.
     pub(super) async fn begin(&mut self) -> rusqlite::Result<OwnedMutexGuard<()>> {
-        let queued = self.writer.clone().lock_owned().await;
-        self.retry_while_busy(|conn| conn.execute_batch("BEGIN IMMEDIATE"))
+        let deadline = Instant::now() + BUSY_WAIT;
+        let queued = Self::queue(self.writer.clone(), deadline).await?;
+        self.retry_while_busy(deadline, |conn| conn.execute_batch("BEGIN IMMEDIATE"))
             .await?;
         Ok(queued)
+    }
+
+    /// Its turn among the tenant's writers, or `SQLITE_BUSY` at `deadline` (a writer ahead is
+    /// itself waiting out another process).
+    /// (Takes the queue, not `self`: a `&LocalConn` held across the wait would make the
+    /// request's future not `Send`.)
+    async fn queue(
+        writer: Arc<Mutex<()>>,
+        deadline: Instant,
+    ) -> rusqlite::Result<OwnedMutexGuard<()>> {
+        tokio::time::timeout_at(deadline, writer.lock_owned())
+            .await
+            .map_err(|_elapsed| {
+                rusqlite::Error::SqliteFailure(
+                    ffi::Error::new(ffi::SQLITE_BUSY),
+                    Some("the tenant's other writers did not finish in time".into()),
+                )
+            })
+    }
+
+    /// Left inside a transaction (by a bare `BEGIN`, or a rollback that failed): such a
+    /// connection is not to be handed to another request.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
     }
 
     /// Commits; if that fails, rolls back, so the connection is never left mid-transaction.
@@ -123,22 +172,22 @@ impl LocalConn {
     }
 
     /// Runs `step`, and again after a short async sleep while another process holds the
-    /// database, up to [`BUSY_WAIT`]. Only outside a transaction: a statement in one has the
+    /// database, until `deadline`. Only outside a transaction: a statement in one has the
     /// write lock already (`BEGIN IMMEDIATE`).
     async fn retry_while_busy<T>(
         &mut self,
+        deadline: Instant,
         mut step: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let mut deadline = None;
         let mut pause = Duration::from_millis(1);
         loop {
             match step(&self.conn) {
                 Err(error) if is_busy(&error) && self.conn.is_autocommit() => {
-                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + BUSY_WAIT);
-                    if Instant::now() >= deadline {
+                    let now = Instant::now();
+                    if now >= deadline {
                         return Err(error);
                     }
-                    tokio::time::sleep(pause).await;
+                    tokio::time::sleep(pause.min(deadline - now)).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 done => return done,
@@ -175,11 +224,14 @@ fn run(
 ) -> rusqlite::Result<Output> {
     let mut statement = conn.prepare_cached(sql)?;
     for index in 1..=statement.parameter_count() {
-        let position = statement
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|number| number.parse::<usize>().ok())
-            .unwrap_or(index);
+        let position = match statement.parameter_name(index) {
+            // A bare `?` is the next value.
+            None => index,
+            Some(name) => name
+                .strip_prefix(['$', '?'])
+                .and_then(|number| number.parse::<usize>().ok())
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
+        };
         let value = position
             .checked_sub(1)
             .and_then(|at| args.get(at))
@@ -189,6 +241,9 @@ fn run(
     if let Want::Changes = want {
         return Ok(Output::Changes(statement.raw_execute()? as u64));
     }
+    // A statement that writes runs to its end even when one row is wanted (an `UPDATE ...
+    // RETURNING` outside a transaction commits as it finishes, and its errors show there).
+    let read_only = statement.readonly();
     let names: Arc<[Box<str>]> = statement
         .column_names()
         .into_iter()
@@ -218,8 +273,10 @@ fn run(
                 })
             })
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        found.push(Row::local(names.clone(), cells));
-        if let Want::FirstRow = want {
+        if found.is_empty() || !matches!(want, Want::FirstRow) {
+            found.push(Row::local(names.clone(), cells));
+        }
+        if matches!(want, Want::FirstRow) && read_only {
             break;
         }
     }

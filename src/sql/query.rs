@@ -17,7 +17,8 @@ pub struct Query<'q> {
     on_unique: Option<&'q str>,
 }
 
-/// A statement to run: bind its values in placeholder order, then fetch or execute it.
+/// A statement to run: bind its values (`$N` is the N-th), then fetch or execute it. One
+/// statement per query: on SQLite, text after the first statement is not run.
 pub fn query(sql: &str) -> Query<'_> {
     Query {
         sql,
@@ -62,7 +63,13 @@ impl<'q> Query<'q> {
     /// Runs a statement that returns no rows; gives the number of rows it changed.
     pub async fn execute(self, mut executor: impl Executor) -> Result<u64> {
         match executor.target() {
-            Target::Local(conn) => match conn.run(self.sql, &self.args, Want::Changes).await {
+            Target::Local {
+                conn,
+                in_transaction,
+            } => match conn
+                .run(in_transaction, self.sql, &self.args, Want::Changes)
+                .await
+            {
                 Ok(Output::Changes(changed)) => Ok(changed),
                 Ok(Output::Rows(_)) => unreachable!("a statement run for its changes"),
                 Err(error) => Err(self.local_error(error)),
@@ -77,7 +84,10 @@ impl<'q> Query<'q> {
 
     async fn rows(self, mut executor: impl Executor, want: Want) -> Result<Vec<Row>> {
         match executor.target() {
-            Target::Local(conn) => match conn.run(self.sql, &self.args, want).await {
+            Target::Local {
+                conn,
+                in_transaction,
+            } => match conn.run(in_transaction, self.sql, &self.args, want).await {
                 Ok(Output::Rows(rows)) => Ok(rows),
                 Ok(Output::Changes(_)) => unreachable!("a statement run for its rows"),
                 Err(error) => Err(self.local_error(error)),

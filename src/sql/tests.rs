@@ -70,6 +70,12 @@ async fn placeholders_bind_by_number_and_rows_read_by_name() {
         row.try_get::<String>("missing"),
         Err(Error::Internal(_))
     ));
+    // A named placeholder other than `$N` is refused rather than bound by position.
+    let named = query("SELECT :name AS a")
+        .bind("x")
+        .fetch_all(&mut conn)
+        .await;
+    assert!(matches!(named, Err(Error::Internal(_))));
     // Too few values for the placeholders is refused, not bound as null.
     let short = query("SELECT $1 AS a, $2 AS b")
         .bind("x")
@@ -125,7 +131,8 @@ async fn writers_of_one_tenant_queue_without_stalling_the_thread() {
     let (file, _) = setup(&dir).await;
     let writer: Arc<Mutex<()>> = Arc::default();
     let mut first = TenantConn::open_local(&file, writer.clone()).await.unwrap();
-    let mut second = TenantConn::open_local(&file, writer).await.unwrap();
+    let mut second = TenantConn::open_local(&file, writer.clone()).await.unwrap();
+    let mut reader = TenantConn::open_local(&file, writer).await.unwrap();
     let mut tx = first.begin().await.unwrap();
     insert(&mut tx, "first").await.unwrap();
     {
@@ -135,16 +142,41 @@ async fn writers_of_one_tenant_queue_without_stalling_the_thread() {
             "queued, not blocked"
         );
         // Reads do not queue.
-        assert_eq!(
-            count(&mut TenantConn::open_local(&file, Arc::default()).await.unwrap()).await,
-            0
-        );
+        assert_eq!(count(&mut reader).await, 0);
         tx.commit().await.unwrap();
         // Its turn comes as the transaction ends, not after a sleep and a retry.
         let written = (&mut waiting).now_or_never().expect("written at once");
         assert_eq!(written.unwrap(), 1);
     }
     assert_eq!(count(&mut second).await, 2);
+}
+
+/// A request cut off inside a transaction (its future dropped at an await) rolls it back and
+/// gives up its place in the queue at once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_transaction_cut_off_rolls_back_and_leaves_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = setup(&dir).await;
+    let writer: Arc<Mutex<()>> = Arc::default();
+    let mut first = TenantConn::open_local(&file, writer.clone()).await.unwrap();
+    let mut second = TenantConn::open_local(&file, writer).await.unwrap();
+    let cut_off = async {
+        let mut tx = first.begin().await.unwrap();
+        insert(&mut tx, "half-done").await.unwrap();
+        futures::future::pending::<()>().await;
+    };
+    assert!(cut_off.now_or_never().is_none());
+    let written = insert(&mut second, "next").now_or_never();
+    assert_eq!(written.expect("not queued").unwrap(), 1);
+    let ids: Vec<String> = query("SELECT id FROM items")
+        .fetch_all(&mut first)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("id").unwrap())
+        .collect();
+    assert_eq!(ids, ["next"]);
+    assert!(!first.in_transaction());
 }
 
 /// A write lock held by another process (here a connection outside the queue) is waited out
