@@ -7,13 +7,6 @@ use crate::{config::Settings, error::Result, http, state::AppState};
 
 pub async fn run(settings: Settings) -> Result<Outcome> {
     let grace = Duration::from_secs(settings.http.shutdown_grace_secs);
-    // One thread per SQLite connection: at most the sum of the servers' budgets.
-    let connections: u64 = settings
-        .servers
-        .values()
-        .map(|server| u64::from(server.max_connections))
-        .sum();
-    crate::pool::futex::size_hash_table(connections);
     let state = AppState::build(settings).await?;
     let server = http::start(state).await?;
     shutdown_signal().await;

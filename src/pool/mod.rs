@@ -5,7 +5,6 @@
 mod budget;
 mod cache;
 mod connections;
-pub mod futex;
 mod server;
 
 pub use budget::Budgets;
