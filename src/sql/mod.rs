@@ -6,7 +6,7 @@
 //! tenants cost twice what one hot tenant costs (BENCHMARKS.md, "(b)/(a)"). Both speak the same
 //! portable SQL with `$1` placeholders, so the request path writes each statement once:
 //!
-//! ```ignore
+//! ```text
 //! let row = sql::query("SELECT name FROM users WHERE id = $1")
 //!     .bind(id)
 //!     .fetch_optional(&mut *conn)
