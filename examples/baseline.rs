@@ -7,8 +7,9 @@
 //! metrics.
 //!
 //! Its pool is sqlx's own (`--pool sqlx`, the default), as an app hard-wired to one database
-//! would have it, opened with silo's settings; `--pool silo` serves from silo's tenant pool
-//! instead, so that the two servers differ only in routing.
+//! would have it, opened with silo's settings; `--pool silo` serves from silo's tenant pool and
+//! runs the statements through silo's statement layer (`silo::sql`, rusqlite on the caller's
+//! thread) instead, so that the two servers differ only in what silo does per request.
 //!
 //! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` with
 //! `SILO__SECRETS__MASTER_KEY` set to the master key of the silo that issued the tokens.
@@ -76,6 +77,35 @@ impl Pool {
     }
 }
 
+/// Reads a project from either driver's row (their `try_get` is called alike).
+macro_rules! project {
+    ($row:expr) => {
+        Project {
+            id: $row.try_get("id")?,
+            name: $row.try_get("name")?,
+            description: $row.try_get("description")?,
+            owner_id: $row.try_get("owner_id")?,
+            created_at: $row.try_get("created_at")?,
+            updated_at: $row.try_get("updated_at")?,
+        }
+    };
+}
+
+/// Reads the user's role from either driver's row, every column decoded as silo decodes its
+/// `User`.
+macro_rules! role {
+    ($row:expr) => {{
+        let (_, _, _, _): (String, String, String, i64) = (
+            $row.try_get("id")?,
+            $row.try_get("email")?,
+            $row.try_get("name")?,
+            $row.try_get("created_at")?,
+        );
+        let role: String = $row.try_get("role")?;
+        role
+    }};
+}
+
 const USER: &str = "SELECT id, email, name, role, created_at FROM users WHERE id = $1";
 const PROJECTS: &str = "SELECT id, name, description, owner_id, created_at, updated_at \
                         FROM projects WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2";
@@ -91,27 +121,11 @@ impl Conn {
                 .fetch_optional(&mut **conn)
                 .await?
             {
-                Some(row) => {
-                    let (_, _, _, _): (String, String, String, i64) = (
-                        row.try_get("id")?,
-                        row.try_get("email")?,
-                        row.try_get("name")?,
-                        row.try_get("created_at")?,
-                    );
-                    Some(row.try_get("role")?)
-                }
+                Some(row) => Some(role!(row)),
                 None => None,
             },
             Conn::Silo(conn) => match silo::sql::query(USER).bind(id).fetch_optional(conn).await? {
-                Some(row) => {
-                    let (_, _, _, _): (String, String, String, i64) = (
-                        row.try_get("id")?,
-                        row.try_get("email")?,
-                        row.try_get("name")?,
-                        row.try_get("created_at")?,
-                    );
-                    Some(row.try_get("role")?)
-                }
+                Some(row) => Some(role!(row)),
                 None => None,
             },
         })
@@ -125,18 +139,7 @@ impl Conn {
                     .bind(limit)
                     .fetch_all(&mut **conn)
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Project {
-                            id: row.try_get("id")?,
-                            name: row.try_get("name")?,
-                            description: row.try_get("description")?,
-                            owner_id: row.try_get("owner_id")?,
-                            created_at: row.try_get("created_at")?,
-                            updated_at: row.try_get("updated_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(|row| Ok(project!(row))).collect()
             }
             Conn::Silo(conn) => {
                 let rows = silo::sql::query(PROJECTS)
@@ -144,18 +147,7 @@ impl Conn {
                     .bind(limit)
                     .fetch_all(conn)
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Project {
-                            id: row.try_get("id")?,
-                            name: row.try_get("name")?,
-                            description: row.try_get("description")?,
-                            owner_id: row.try_get("owner_id")?,
-                            created_at: row.try_get("created_at")?,
-                            updated_at: row.try_get("updated_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(|row| Ok(project!(row))).collect()
             }
         }
     }

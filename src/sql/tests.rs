@@ -37,26 +37,38 @@ async fn count(conn: &mut TenantConn) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn placeholders_bind_by_number_and_rows_read_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, mut conn) = setup(&dir).await;
-    // Out of order and used twice: `$N` is the N-th bound value, as with sqlx.
+async fn ids(conn: &mut TenantConn) -> Vec<String> {
+    query("SELECT id FROM items ORDER BY id")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("id").unwrap())
+        .collect()
+}
+
+/// What both backends must do alike, on a fresh `items` table: values bound by placeholder
+/// number (out of order, one used twice, typed nulls), a write read through `RETURNING`, a
+/// dropped transaction rolled back, a unique violation as the conflict asked for.
+async fn portable_statements(conn: &mut TenantConn) {
     let changed = query("INSERT INTO items (id, name, size, note) VALUES ($2, $1, $3, $4)")
         .bind("the name")
         .bind("a")
-        .bind(Some(7_i64))
+        .bind(None::<i64>)
         .bind(None::<&str>)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .unwrap();
     assert_eq!(changed, 1);
-    let row = query("SELECT id, name, size, note FROM items WHERE id = $1 OR name = $1")
-        .bind("a")
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap()
-        .expect("the row");
+    let row = query(
+        "UPDATE items SET size = $1 WHERE id = $2 OR name = $2 RETURNING id, name, size, note",
+    )
+    .bind(7_i64)
+    .bind("a")
+    .fetch_optional(&mut *conn)
+    .await
+    .unwrap()
+    .expect("the row");
     assert_eq!(row.try_get::<String>("id").unwrap(), "a");
     assert_eq!(row.try_get::<String>("name").unwrap(), "the name");
     assert_eq!(row.try_get::<Option<i64>>("size").unwrap(), Some(7));
@@ -70,6 +82,24 @@ async fn placeholders_bind_by_number_and_rows_read_by_name() {
         row.try_get::<String>("missing"),
         Err(Error::Internal(_))
     ));
+
+    let mut tx = conn.begin().await.unwrap();
+    insert(&mut tx, "dropped").await.unwrap();
+    drop(tx);
+    let duplicate = query("INSERT INTO items (id, name) VALUES ($1, $1)")
+        .bind("a")
+        .conflict_on_unique("taken")
+        .execute(&mut *conn)
+        .await;
+    assert!(matches!(duplicate, Err(Error::Conflict(m)) if m == "taken"));
+    assert_eq!(count(conn).await, 1, "the dropped transaction rolled back");
+}
+
+#[tokio::test]
+async fn placeholders_bind_by_number_and_rows_read_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut conn) = setup(&dir).await;
+    portable_statements(&mut conn).await;
     // A named placeholder other than `$N` is refused rather than bound by position.
     let named = query("SELECT :name AS a")
         .bind("x")
@@ -111,14 +141,7 @@ async fn a_transaction_commits_or_rolls_back_when_dropped() {
     let mut tx = conn.begin().await.unwrap();
     insert(&mut tx, "dropped").await.unwrap();
     drop(tx);
-    let ids: Vec<String> = query("SELECT id FROM items ORDER BY id")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get("id").unwrap())
-        .collect();
-    assert_eq!(ids, ["kept"]);
+    assert_eq!(ids(&mut conn).await, ["kept"]);
     // The connection is usable, outside any transaction, and can start another.
     drop(conn.begin().await.unwrap());
 }
@@ -168,14 +191,7 @@ async fn a_transaction_cut_off_rolls_back_and_leaves_the_queue() {
     assert!(cut_off.now_or_never().is_none());
     let written = insert(&mut second, "next").now_or_never();
     assert_eq!(written.expect("not queued").unwrap(), 1);
-    let ids: Vec<String> = query("SELECT id FROM items")
-        .fetch_all(&mut first)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get("id").unwrap())
-        .collect();
-    assert_eq!(ids, ["next"]);
+    assert_eq!(ids(&mut first).await, ["next"]);
     assert!(!first.in_transaction());
 }
 
@@ -206,9 +222,9 @@ async fn another_process_holding_the_lock_is_waited_out_then_refused() {
     assert_eq!(count(&mut conn).await, 1);
 }
 
-/// The same layer on PostgreSQL, where tenant servers will run: typed nulls, `$N` reuse,
-/// `RETURNING`, rollback, conflicts. Needs a server (`SILO_TEST_POSTGRES_URL`, default the
-/// local one); CI sets `SILO_REQUIRE_POSTGRES=1` so that its absence fails there.
+/// The same statements on PostgreSQL, where tenant servers will run. Needs a server
+/// (`SILO_TEST_POSTGRES_URL`, default the local one); CI sets `SILO_REQUIRE_POSTGRES=1` so that
+/// its absence fails there.
 #[tokio::test]
 async fn the_same_statements_run_on_postgres() {
     crate::database::install_drivers();
@@ -246,40 +262,6 @@ async fn the_same_statements_run_on_postgres() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let changed = query("INSERT INTO items (id, name, size, note) VALUES ($2, $1, $3, $4)")
-        .bind("the name")
-        .bind("a")
-        .bind(None::<i64>)
-        .bind(None::<&str>)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(changed, 1);
-    let row =
-        query("UPDATE items SET size = $1 WHERE id = $2 OR name = $2 RETURNING id, size, note")
-            .bind(7_i64)
-            .bind("a")
-            .fetch_optional(&mut conn)
-            .await
-            .unwrap()
-            .expect("the row");
-    assert_eq!(row.try_get::<String>("id").unwrap(), "a");
-    assert_eq!(row.try_get::<Option<i64>>("size").unwrap(), Some(7));
-    assert_eq!(row.try_get::<Option<String>>("note").unwrap(), None);
-
-    let mut tx = conn.begin().await.unwrap();
-    insert(&mut tx, "dropped").await.unwrap();
-    drop(tx);
-    let duplicate = query("INSERT INTO items (id, name) VALUES ($1, $1)")
-        .bind("a")
-        .conflict_on_unique("taken")
-        .execute(&mut conn)
-        .await;
-    assert!(matches!(duplicate, Err(Error::Conflict(m)) if m == "taken"));
-    assert_eq!(
-        count(&mut conn).await,
-        1,
-        "the dropped transaction rolled back"
-    );
+    portable_statements(&mut conn).await;
     conn.close().await;
 }
