@@ -204,3 +204,57 @@ async fn a_slow_upload_does_not_hold_the_tenant_connection() {
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
     app.shutdown().await;
 }
+
+/// A tenant database locked by another process (a connection outside silo holding a write
+/// transaction, as a `silo migrate` run would): the tenant's write waits and goes through once
+/// the lock is gone, while its reads and other tenants are served; held past the wait, the
+/// write is answered `503` with `Retry-After`, and nothing of it is written.
+#[tokio::test]
+async fn a_write_waits_out_another_process_then_gives_up_with_503() {
+    let app = crate::helpers::spawn_app().await;
+    let acme = app
+        .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
+        .await;
+    let globex = app
+        .create_tenant_with_owner("globex", "owner@globex.test", "owner-password")
+        .await;
+    let tenant = app
+        .admin(Method::GET, "/admin/v1/tenants/acme", None)
+        .await
+        .body;
+    let other = rusqlite::Connection::open(app.database_file(&tenant)).unwrap();
+    let client = app.tenant("acme");
+    let create = |name: &str| {
+        client.post(
+            "/v1/projects",
+            Some(&acme.access_token),
+            json!({ "name": name }),
+        )
+    };
+
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let read = client.get("/v1/projects", &acme.access_token).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        app.tenant("globex")
+            .create_project(&globex.access_token, "unaffected")
+            .await;
+        other.execute_batch("COMMIT").unwrap();
+    };
+    let (waited, ()) = tokio::join!(create("waited"), meanwhile);
+    assert_eq!(waited.status, 201, "{}", waited.body);
+
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    create("refused").await.assert_unavailable();
+    other.execute_batch("ROLLBACK").unwrap();
+
+    let listed = client.get("/v1/projects", &acme.access_token).await;
+    let names: Vec<&str> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|project| project["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["waited"]);
+}
