@@ -42,10 +42,12 @@ pub enum Outcome {
 }
 
 /// How often (in tasks) a runtime worker looks at its global queue, where tokio puts tasks
-/// woken from outside the runtime: a request whose query answer came back from a SQLite
-/// connection thread. tokio's default is every 61 tasks, so under one tenant's flood another
-/// tenant's request waited behind up to 61 flood tasks at each hand-off; with 2 it is resumed
-/// before more new network work is taken. Measured in BENCHMARKS.md (noisy neighbour).
+/// woken from outside the runtime: a request whose password hash finished on the blocking
+/// pool, or whose registry query came back from its sqlx connection thread. tokio's default is
+/// every 61 tasks, so under one tenant's flood another tenant's request waited behind up to 61
+/// flood tasks at each hand-off; with 2 it is resumed before more new network work is taken.
+/// Measured in BENCHMARKS.md (noisy neighbour) when every tenant query answered from a thread
+/// of its own (runs 8–20); tenant statements now run on the worker itself.
 const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 
 /// What the binary runs.

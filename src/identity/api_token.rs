@@ -103,12 +103,21 @@ impl ApiTokens {
             created_at: row.try_get("user_created_at")?,
         };
         if self.should_touch(&token, now) {
-            sql::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            // Best effort: a request (a read, often) never waits for the tenant's writers to
+            // record a use; a touch skipped here is made by a use a minute later.
+            let touched = sql::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&token.id)
+                .without_waiting()
                 .execute(&mut *conn)
-                .await?;
-            token.last_used_at = Some(now);
+                .await;
+            match touched {
+                Ok(_) => token.last_used_at = Some(now),
+                Err(Error::TenantUnavailable { .. }) => {
+                    tracing::debug!(token = %token.id, "last use not recorded: the tenant's database is busy");
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok((token, user))
     }

@@ -274,11 +274,15 @@ impl Conn {
 
     async fn open(&mut self, pool: &Inner) -> Result<(), sqlx::Error> {
         self.raw = Some(match &pool.file {
-            // An open file that cannot be read is an unavailable tenant, as a server that
-            // cannot be reached is.
+            // A file another process holds too long is an unavailable tenant (503), as a server
+            // that cannot be reached is; one that cannot be opened or is not a database is a
+            // fault (500).
             Some(file) => TenantConn::open_local(file, pool.writer.clone())
                 .await
-                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?,
+                .map_err(|e| match crate::sql::is_busy(&e) {
+                    true => sqlx::Error::Io(std::io::Error::other(e)),
+                    false => sqlx::Error::AnyDriverError(Box::new(e)),
+                })?,
             None => TenantConn::Server(pool.connect().await?),
         });
         Ok(())

@@ -82,10 +82,11 @@ impl LocalConn {
     /// Runs one statement. In a [`Transaction`](super::Transaction) (`in_transaction`) it runs
     /// at once: the transaction holds the queue and the write lock. Outside one, a statement
     /// that writes first queues behind the tenant's other writers; the queue and another
-    /// process's lock share one wait of at most [`BUSY_WAIT`].
+    /// process's lock share one wait of at most [`BUSY_WAIT`] (none at all with `no_wait`).
     pub(super) async fn run(
         &mut self,
         in_transaction: bool,
+        no_wait: bool,
         sql: &str,
         args: &[Value<'_>],
         want: Want,
@@ -101,7 +102,7 @@ impl LocalConn {
             }
             return run(&self.conn, sql, args, want);
         }
-        let deadline = Instant::now() + BUSY_WAIT;
+        let deadline = Instant::now() + if no_wait { Duration::ZERO } else { BUSY_WAIT };
         // Read-only statements never queue. One left inside a transaction by a bare `BEGIN`
         // is that transaction's; the pool closes such a connection when it comes back.
         let writes = self
@@ -137,14 +138,20 @@ impl LocalConn {
         writer: Arc<Mutex<()>>,
         deadline: Instant,
     ) -> rusqlite::Result<OwnedMutexGuard<()>> {
+        let busy = || {
+            rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_BUSY),
+                Some("the tenant's other writers did not finish in time".into()),
+            )
+        };
+        // A timer at a deadline already past is not ready until the timer wheel turns: no wait
+        // at all is a plain try.
+        if deadline <= Instant::now() {
+            return writer.try_lock_owned().map_err(|_taken| busy());
+        }
         tokio::time::timeout_at(deadline, writer.lock_owned())
             .await
-            .map_err(|_elapsed| {
-                rusqlite::Error::SqliteFailure(
-                    ffi::Error::new(ffi::SQLITE_BUSY),
-                    Some("the tenant's other writers did not finish in time".into()),
-                )
-            })
+            .map_err(|_elapsed| busy())
     }
 
     /// Left inside a transaction (by a bare `BEGIN`, or a rollback that failed): such a

@@ -15,6 +15,8 @@ pub struct Query<'q> {
     args: Vec<Value<'q>>,
     /// The `409 conflict` message for a unique constraint violation, if that is expected.
     on_unique: Option<&'q str>,
+    /// Give up at once rather than wait for the tenant's write queue or another process's lock.
+    no_wait: bool,
 }
 
 /// A statement to run: bind its values (`$N` is the N-th), then fetch or execute it. One
@@ -24,6 +26,7 @@ pub fn query(sql: &str) -> Query<'_> {
         sql,
         args: Vec::with_capacity(8),
         on_unique: None,
+        no_wait: false,
     }
 }
 
@@ -36,6 +39,14 @@ impl<'q> Query<'q> {
     /// A unique constraint violation answers `409 conflict` with `message` rather than `500`.
     pub fn conflict_on_unique(mut self, message: &'q str) -> Self {
         self.on_unique = Some(message);
+        self
+    }
+
+    /// On SQLite, a write that would have to wait (for the tenant's other writers, or for
+    /// another process's lock) fails at once with `503 tenant_unavailable`, unlogged: for writes
+    /// that may be skipped, so that a read does not wait behind them.
+    pub fn without_waiting(mut self) -> Self {
+        self.no_wait = true;
         self
     }
 
@@ -67,7 +78,13 @@ impl<'q> Query<'q> {
                 conn,
                 in_transaction,
             } => match conn
-                .run(in_transaction, self.sql, &self.args, Want::Changes)
+                .run(
+                    in_transaction,
+                    self.no_wait,
+                    self.sql,
+                    &self.args,
+                    Want::Changes,
+                )
                 .await
             {
                 Ok(Output::Changes(changed)) => Ok(changed),
@@ -87,7 +104,10 @@ impl<'q> Query<'q> {
             Target::Local {
                 conn,
                 in_transaction,
-            } => match conn.run(in_transaction, self.sql, &self.args, want).await {
+            } => match conn
+                .run(in_transaction, self.no_wait, self.sql, &self.args, want)
+                .await
+            {
                 Ok(Output::Rows(rows)) => Ok(rows),
                 Ok(Output::Changes(_)) => unreachable!("a statement run for its rows"),
                 Err(error) => Err(self.local_error(error)),
@@ -123,6 +143,9 @@ impl<'q> Query<'q> {
     }
 
     fn local_error(&self, error: rusqlite::Error) -> Error {
+        if self.no_wait && local::is_busy(&error) {
+            return Error::TenantUnavailable { retry_after: 1 };
+        }
         match self.on_unique {
             Some(message) if local::is_unique_violation(&error) => {
                 Error::Conflict(message.to_owned())

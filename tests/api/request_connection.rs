@@ -207,8 +207,9 @@ async fn a_slow_upload_does_not_hold_the_tenant_connection() {
 
 /// A tenant database locked by another process (a connection outside silo holding a write
 /// transaction, as a `silo migrate` run would): the tenant's write waits and goes through once
-/// the lock is gone, while its reads and other tenants are served; held past the wait, the
-/// write is answered `503` with `Retry-After`, and nothing of it is written.
+/// the lock is gone, while its reads (an API token's first use too, which would record the use)
+/// and other tenants are served; held past the wait, the write is answered `503` with
+/// `Retry-After`, and nothing of it is written.
 #[tokio::test]
 async fn a_write_waits_out_another_process_then_gives_up_with_503() {
     let app = crate::helpers::spawn_app().await;
@@ -224,6 +225,12 @@ async fn a_write_waits_out_another_process_then_gives_up_with_503() {
         .body;
     let other = rusqlite::Connection::open(app.database_file(&tenant)).unwrap();
     let client = app.tenant("acme");
+    let api_token = client
+        .create_api_token(&acme.access_token, json!(["projects:read"]))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let create = |name: &str| {
         client.post(
             "/v1/projects",
@@ -236,6 +243,8 @@ async fn a_write_waits_out_another_process_then_gives_up_with_503() {
     let meanwhile = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let read = client.get("/v1/projects", &acme.access_token).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        let read = client.get("/v1/projects", &api_token).await;
         assert_eq!(read.status, 200, "{}", read.body);
         app.tenant("globex")
             .create_project(&globex.access_token, "unaffected")
