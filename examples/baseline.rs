@@ -26,11 +26,10 @@ use axum::{
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use silo::pool::{PooledConnection, TenantPool};
 use sqlx::{pool::PoolConnection, Any, AnyPool, Row};
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 /// A minimal axum app serving one tenant's projects with silo's query and token check.
 #[derive(Debug, Parser)]
@@ -178,9 +177,9 @@ struct Project {
     name: String,
     description: Option<String>,
     owner_id: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "silo::clock::as_rfc3339")]
     created_at: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "silo::clock::as_rfc3339")]
     updated_at: i64,
 }
 
@@ -188,14 +187,6 @@ struct Project {
 struct Page {
     data: Vec<Project>,
     next_cursor: Option<String>,
-}
-
-fn rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    let text = OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
-    serializer.serialize_str(&text)
 }
 
 fn error(status: StatusCode, code: &str) -> Response {
