@@ -50,8 +50,6 @@ struct Inner {
     /// pool's connections.
     writer: Arc<tokio::sync::Mutex<()>>,
     shape: PoolShape,
-    /// Ping an idle connection before handing it out (server databases only).
-    check_idle: bool,
     /// One permit per connection that may be checked out (`shape.max_connections`). Closed
     /// when the pool closes, which wakes every waiter with `PoolClosed`.
     permits: Semaphore,
@@ -108,7 +106,6 @@ impl TenantPool {
             None
         };
         let pool = Self(Arc::new(Inner {
-            check_idle: file.is_none(),
             options,
             file,
             writer: Arc::default(),
@@ -164,7 +161,8 @@ impl TenantPool {
             if fresh {
                 // On failure or cancellation `conn` is dropped, which uncounts it.
                 conn.open(inner).await?;
-            } else if inner.check_idle && conn.raw_mut().ping().await.is_err() {
+            } else if inner.file.is_none() && conn.raw_mut().ping().await.is_err() {
+                // A server database whose idle connection the network dropped: try the next.
                 continue;
             }
             checked_out.conn = Some(conn);
@@ -542,7 +540,6 @@ mod tests {
             file: Some(file.clone()),
             writer: Arc::default(),
             shape: shape(2),
-            check_idle: false,
             permits: Semaphore::new(2),
             idle: Mutex::default(),
             count: Arc::default(),

@@ -86,12 +86,6 @@ impl Column for i64 {
     }
 }
 
-impl Column for bool {
-    fn from_cell(cell: &Cell) -> Option<Self> {
-        i64::from_cell(cell).map(|number| number != 0)
-    }
-}
-
 impl<T: Column> Column for Option<T> {
     fn from_cell(cell: &Cell) -> Option<Self> {
         match cell {
