@@ -1,6 +1,7 @@
 //! The front of both listeners: one service that every request passes through before and after
 //! its route. In order: a request id, a span, the request timeout, a guard against panics, then
-//! (main listener) the tenant, then the routes; on the way out, metrics and one log line.
+//! (main listener) the tenant, then the routes; on the way out, what is left of an unread body
+//! (see `unread`), metrics and one log line.
 //!
 //! It is one hand-written service rather than a stack of `from_fn` layers and nested routers on
 //! purpose: each layer boxes a future and clones a service per request, and measured over HTTP
@@ -28,7 +29,7 @@ use tracing::{field::Empty, Instrument};
 
 use crate::{
     error::Error,
-    http::{observe, tenant},
+    http::{observe, tenant, unread::Unread},
     state::AppState,
 };
 
@@ -46,17 +47,21 @@ struct Shared {
     tenant_scoped: bool,
     routes: Router,
     timeout: Duration,
+    /// How much of a body left unread by the answer is drained (`http.body_limit_bytes`).
+    drain_limit: u64,
 }
 
 impl Front {
     pub fn new(state: AppState, listener: Listener, tenant_scoped: bool, routes: Router) -> Self {
         let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+        let drain_limit = state.settings.http.body_limit_bytes as u64;
         Self(Arc::new(Shared {
             state,
             listener,
             tenant_scoped,
             routes,
             timeout,
+            drain_limit,
         }))
     }
 }
@@ -100,6 +105,7 @@ impl Shared {
             started,
             answered: false,
         };
+        let unread = Unread::watch(&mut request);
 
         // A panic anywhere below (tenant, routes, handler) is a JSON 500, not a dropped
         // connection; the timeout covers everything the request waits for.
@@ -111,6 +117,13 @@ impl Shared {
             }
             Err(_elapsed) => Error::Timeout.into_response(),
         };
+        // The request is gone by now; a body it left unread is drained, within the request's
+        // own deadline, or the answer closes the connection.
+        if let Some(unread) = unread {
+            unread
+                .settle(&mut response, self.drain_limit, started + self.timeout)
+                .await;
+        }
 
         let status = response.status().as_u16();
         let elapsed = started.elapsed();

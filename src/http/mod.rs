@@ -11,6 +11,7 @@ mod pagination;
 mod routes;
 mod serve;
 mod tenant;
+mod unread;
 
 pub use front::Front;
 pub use serve::{start, RunningServer};

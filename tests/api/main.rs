@@ -6,6 +6,7 @@ mod helpers;
 mod api_tokens;
 mod bad_input;
 mod cli;
+mod early_answers;
 mod identity;
 mod invitations;
 mod isolation;

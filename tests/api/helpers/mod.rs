@@ -9,5 +9,5 @@ mod team;
 pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 pub use cli::{templates_dir, Cli, Output};
 pub use client::{Reply, Session, TenantClient};
-pub use raw::raw_request;
+pub use raw::{raw_request, KeepAlive};
 pub use team::{invite_and_accept, team, Team};
