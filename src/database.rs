@@ -53,6 +53,16 @@ pub fn is_local_file(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
+/// The settings every rusqlite connection to a tenant file gets (the request path's, the
+/// migrator's), as sqlx's connections get them from [`prepare_connection`]: WAL lets readers and
+/// a writer proceed together; NORMAL sync is durable at checkpoints and is what WAL is designed
+/// for; foreign keys on, as sqlx's SQLite connections have them by default.
+pub fn prepare_sqlite(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    // `journal_mode` answers with a row, so it is not part of the batch.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+}
+
 /// Settings every new connection gets before its first use.
 pub async fn prepare_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     if conn.backend_name() == "SQLite" {

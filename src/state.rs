@@ -16,7 +16,7 @@ use crate::{
     pool::{Budgets, PoolPolicy, Servers, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
-    schema::MigrationLocks,
+    schema::{MigrationLocks, TenantSchema},
     secrets::Secrets,
     telemetry::{Metrics, ServerConnections},
 };
@@ -37,6 +37,8 @@ pub struct Inner {
     pub api_tokens: ApiTokens,
     pub limits: TenantLimits,
     pub migration_locks: Arc<MigrationLocks>,
+    /// The tenant migrations this silo runs with (built in, or `migrations.dir`).
+    pub schema: Arc<TenantSchema>,
     pub background: Background,
     pub metrics: Arc<Metrics>,
 }
@@ -72,12 +74,17 @@ impl AppState {
             ),
         };
         let migration_locks = Arc::new(MigrationLocks::default());
+        let schema = Arc::new(
+            TenantSchema::load(&settings.migrations.dir)
+                .map_err(|message| anyhow::anyhow!("migrations.dir: {message}"))?,
+        );
         let pools = TenantPools::new(
             servers.clone(),
             Budgets::from_settings(&settings.servers),
             registry.clone(),
             metrics.clone(),
             migration_locks.clone(),
+            schema.clone(),
             PoolPolicy {
                 shape,
                 idle_ttl: Duration::from_secs(settings.pool.idle_ttl_secs),
@@ -92,6 +99,7 @@ impl AppState {
             api_tokens: ApiTokens::default(),
             limits: TenantLimits::default(),
             migration_locks,
+            schema,
             background: Background::default(),
             metrics,
             registry,

@@ -108,6 +108,9 @@ pub struct PoolSettings {
 pub struct MigrationSettings {
     /// Bring a tenant's schema up to date when its pool opens.
     pub on_open: bool,
+    /// A folder of tenant migrations to use instead of the built-in ones (empty: built-in), so
+    /// operators roll a migration out without a new binary. See `schema::TenantSchema`.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,7 +220,10 @@ impl Default for PoolSettings {
 
 impl Default for MigrationSettings {
     fn default() -> Self {
-        Self { on_open: true }
+        Self {
+            on_open: true,
+            dir: PathBuf::new(),
+        }
     }
 }
 

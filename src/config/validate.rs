@@ -21,6 +21,10 @@ impl Settings {
             })?;
         }
         positive("http.body_limit_bytes", self.http.body_limit_bytes as u64)?;
+        // Checked before any tenant is touched: names, versions without gaps, built-in ones
+        // unchanged.
+        crate::schema::TenantSchema::load(&self.migrations.dir)
+            .map_err(|message| ConfigError::new("migrations.dir", message))?;
         positive("http.request_timeout_secs", self.http.request_timeout_secs)?;
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(ConfigError::new(

@@ -13,7 +13,6 @@ use crate::{
     clock,
     error::{Error, Result},
     registry::FanoutRun,
-    schema,
     state::AppState,
     tenant::{Status, TenantRecord},
 };
@@ -120,7 +119,7 @@ pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRu
             format!("must be from 1 to {MAX_CONCURRENCY}"),
         ));
     }
-    let target = schema::tenant_target_version();
+    let target = state.schema.target_version();
     let tenants =
         if options.tenants.is_empty() {
             lifecycle::list_all(state).await?
@@ -275,13 +274,8 @@ async fn migrate_one(
             .registry
             .transition(&tenant, &serving, Status::Migrating)
             .await?;
-        let pool = storage::connect(state, &tenant).await?;
-        let migrated = match pool.acquire().await {
-            Ok(mut conn) => schema::migrate_tenant(&mut conn).await,
-            Err(error) => Err(error.into()),
-        };
-        pool.close().await;
-        Result::<i64>::Ok(migrated.map_err(anyhow::Error::from)?)
+        let server = storage::server(state, &tenant)?;
+        super::migrate_tenant(server, &tenant, &state.schema).await
     }
     .await;
     state.metrics.tenant_migrated(result.is_ok());
@@ -308,7 +302,7 @@ async fn migrate_one(
 
 pub async fn migration_status(state: &AppState) -> Result<MigrationStatus> {
     let mut status = MigrationStatus {
-        target_version: schema::tenant_target_version(),
+        target_version: state.schema.target_version(),
         tenants_by_version: BTreeMap::new(),
         failed: Vec::new(),
     };

@@ -3,6 +3,7 @@
 
 mod fanout;
 mod lifecycle;
+mod migrate;
 mod placement;
 mod provision;
 mod stats;
@@ -14,6 +15,7 @@ pub use fanout::{
     FanoutReport, MigrationStatus, PlannedRun, TenantOutcome,
 };
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
+pub use migrate::migrate_tenant;
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
 pub use stats::{stats, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession};

@@ -13,7 +13,6 @@ use crate::{
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     plans::Plan,
     registry::NewTenant,
-    schema,
     state::AppState,
     tenant::{Domain, Slug, Status, TenantId, TenantRecord},
 };
@@ -228,11 +227,10 @@ async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result
 
 /// Schema, seed and owner, on a database that exists.
 async fn fill(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
+    let server = storage::server(state, record)?;
+    let version = super::migrate_tenant(server, record, &state.schema).await?;
     let pool = storage::connect(state, record).await?;
     let result = async {
-        let version = schema::migrate_tenant(&mut *pool.acquire().await?)
-            .await
-            .map_err(anyhow::Error::from)?;
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);
         seed(&pool, plan).await?;

@@ -4,6 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -14,12 +15,13 @@ use crate::{
     database::{self, PoolShape},
     error::{Error, Result},
     pool::Server,
-    schema,
+    schema::TenantSchema,
     state::AppState,
     tenant::TenantRecord,
 };
 
-fn server<'a>(state: &'a AppState, tenant: &TenantRecord) -> Result<&'a Server> {
+/// The server a tenant's database lives on.
+pub(super) fn server<'a>(state: &'a AppState, tenant: &TenantRecord) -> Result<&'a Server> {
     state.servers.get(&tenant.server).ok_or_else(|| {
         Error::Internal(anyhow::anyhow!(
             "tenant {} is on unknown server {:?}",
@@ -98,7 +100,7 @@ pub async fn create_database(state: &AppState, tenant: &TenantRecord) -> Result<
     tokio::fs::create_dir_all(&dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
-    let template = ensure_sqlite_template(&dir).await?;
+    let template = ensure_sqlite_template(&dir, &state.schema).await?;
     // A unique name: two runs finishing the same tenant at once never share a partial file.
     let partial = dir.join(format!(
         "{}.{}.partial",
@@ -180,8 +182,8 @@ async fn remove_files(paths: impl IntoIterator<Item = PathBuf>) -> Result<()> {
 
 /// The pre-migrated template for the current tenant schema, built if missing. Templates of
 /// older schemas are removed. Built under a unique temporary name, then renamed into place.
-async fn ensure_sqlite_template(dir: &Path) -> Result<PathBuf> {
-    let fingerprint = schema::tenant_fingerprint();
+async fn ensure_sqlite_template(dir: &Path, schema: &Arc<TenantSchema>) -> Result<PathBuf> {
+    let fingerprint = schema.fingerprint();
     let template = dir.join(format!(".template-{fingerprint}.db"));
     if tokio::fs::try_exists(&template).await.unwrap_or(false) {
         return Ok(template);
@@ -191,19 +193,15 @@ async fn ensure_sqlite_template(dir: &Path) -> Result<PathBuf> {
         uuid::Uuid::now_v7().simple()
     ));
     let built = async {
-        let shape = PoolShape {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(30),
-            idle_timeout: None,
-        };
-        let pool = database::open(&database::sqlite_url(&building, true), shape).await?;
-        schema::migrate_tenant(&mut *pool.acquire().await?).await?;
+        super::migrate::migrate_file(building.clone(), true, schema.clone()).await?;
         // A rollback-journal file is one self-contained file, safe to copy; each tenant's
         // own pool switches its copy to WAL on first open.
-        sqlx::query("PRAGMA journal_mode = DELETE")
-            .execute(&pool)
-            .await?;
-        pool.close().await;
+        let file = building.clone();
+        tokio::task::spawn_blocking(move || {
+            rusqlite::Connection::open(&file)?
+                .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        })
+        .await??;
         tokio::fs::rename(&building, &template).await?;
         anyhow::Ok(())
     }

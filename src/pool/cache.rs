@@ -22,14 +22,14 @@ use crate::{
     database::PoolShape,
     error::{Error, Result},
     registry::Registry,
-    schema::{self, MigrationLocks},
+    schema::{MigrationLocks, TenantSchema},
     telemetry::Metrics,
     tenant::{TenantId, TenantRecord},
 };
 
 use super::{
     budget::{Budgets, Reservation},
-    Servers, TenantPool,
+    Server, Servers, TenantPool,
 };
 
 /// How often a cold tenant waiting for room in a full budget looks again for a pool to close.
@@ -68,6 +68,7 @@ pub struct TenantPools {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     migration_locks: Arc<MigrationLocks>,
+    schema: Arc<TenantSchema>,
     policy: PoolPolicy,
     /// The zero of every pool's `last_used`, so they compare.
     epoch: Instant,
@@ -80,6 +81,7 @@ impl TenantPools {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         migration_locks: Arc<MigrationLocks>,
+        schema: Arc<TenantSchema>,
         policy: PoolPolicy,
     ) -> Self {
         let cache = Cache::builder()
@@ -109,6 +111,7 @@ impl TenantPools {
             registry,
             metrics,
             migration_locks,
+            schema,
             policy,
             epoch: Instant::now(),
         }
@@ -154,13 +157,11 @@ impl TenantPools {
         // Room first: once open, sqlx may open the pool's connections whenever it likes. A failed
         // open below drops the reservation, giving the room back.
         let reservation = self.reserve(tenant).await?;
+        // Within the reserved room: the migration's connection is one the pool has not opened.
+        self.bring_schema_up_to_date(tenant, server).await?;
         let pool = TenantPool::open(&url, self.policy.shape)
             .await
             .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
-        if let Err(error) = self.bring_schema_up_to_date(tenant, &pool).await {
-            pool.close().await;
-            return Err(error);
-        }
         tracing::debug!(tenant = %tenant.slug, "opened tenant pool");
         self.metrics.pool_opened();
         Ok(OpenPool {
@@ -173,12 +174,8 @@ impl TenantPools {
 
     /// A router never serves an old schema: bring it up to date, or refuse the tenant (503)
     /// until `silo migrate` has done so.
-    async fn bring_schema_up_to_date(
-        &self,
-        tenant: &TenantRecord,
-        pool: &TenantPool,
-    ) -> Result<()> {
-        if tenant.schema_version >= schema::tenant_target_version() {
+    async fn bring_schema_up_to_date(&self, tenant: &TenantRecord, server: &Server) -> Result<()> {
+        if tenant.schema_version >= self.schema.target_version() {
             return Ok(());
         }
         if !self.policy.migrate_on_open {
@@ -190,11 +187,7 @@ impl TenantPools {
             .into());
         }
         let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
-        let mut conn = pool.sqlx_connection().await?;
-        let migrated = schema::migrate_tenant(conn.get()).await;
-        conn.close().await;
-        let version =
-            migrated.map_err(|e| anyhow::anyhow!("migrating {} on open: {e}", tenant.slug))?;
+        let version = crate::control::migrate_tenant(server, tenant, &self.schema).await?;
         self.registry.set_schema_version(tenant, version).await?;
         tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
         Ok(())

@@ -180,16 +180,6 @@ impl TenantPool {
         self.0.lock_idle().stack.len()
     }
 
-    /// An sqlx connection for control-path work that needs sqlx itself (the migrator): one of
-    /// the pool's for a server database, one of its own for a SQLite file (whose pool's
-    /// connections are not sqlx's; a file has no connection budget to keep to).
-    pub async fn sqlx_connection(&self) -> Result<SqlxConnection, sqlx::Error> {
-        if self.0.file.is_some() {
-            return Ok(SqlxConnection::Own(self.0.connect().await?));
-        }
-        Ok(SqlxConnection::Pooled(self.acquire().await?))
-    }
-
     /// Closes connections idle longer than the pool's idle timeout (called by housekeeping).
     /// Each holds a permit until it has closed, so that no new connection takes its place
     /// meanwhile: the pool never holds more than its size, closing ones included.
@@ -304,30 +294,6 @@ impl Drop for Conn {
     fn drop(&mut self) {
         self.count.size.fetch_sub(1, Ordering::AcqRel);
         self.count.gone.notify_waiters();
-    }
-}
-
-/// See [`TenantPool::sqlx_connection`].
-pub enum SqlxConnection {
-    Pooled(PooledConnection),
-    Own(AnyConnection),
-}
-
-impl SqlxConnection {
-    pub fn get(&mut self) -> &mut AnyConnection {
-        match self {
-            SqlxConnection::Pooled(conn) => conn
-                .as_server()
-                .expect("a server database's connections are sqlx's"),
-            SqlxConnection::Own(conn) => conn,
-        }
-    }
-
-    /// Hands a pooled connection back, closes one of its own.
-    pub async fn close(self) {
-        if let SqlxConnection::Own(conn) = self {
-            let _ = sqlx::Connection::close(conn).await;
-        }
     }
 }
 

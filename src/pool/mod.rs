@@ -9,5 +9,5 @@ mod server;
 
 pub use budget::Budgets;
 pub use cache::{PoolPolicy, TenantPools};
-pub use connections::{PooledConnection, SqlxConnection, TenantPool};
+pub use connections::{PooledConnection, TenantPool};
 pub use server::{Server, Servers};

@@ -70,11 +70,7 @@ impl LocalConn {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut opened = Self { conn, writer };
         opened
-            .retry_while_busy(Instant::now() + BUSY_WAIT, |conn| {
-                // `journal_mode` answers with a row, so it is not part of the batch.
-                conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-                conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            })
+            .retry_while_busy(Instant::now() + BUSY_WAIT, crate::database::prepare_sqlite)
             .await?;
         Ok(opened)
     }

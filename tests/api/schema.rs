@@ -55,7 +55,7 @@ async fn a_tenant_behind_the_schema_is_migrated_when_its_pool_opens() {
         .body;
     assert_eq!(
         tenant["schema_version"],
-        silo::schema::tenant_target_version()
+        silo::schema::TenantSchema::built_in().target_version()
     );
 }
 
@@ -135,7 +135,7 @@ async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds()
     assert_eq!(after_success["status"], "suspended", "{after_success}");
     assert_eq!(
         after_success["schema_version"],
-        silo::schema::tenant_target_version()
+        silo::schema::TenantSchema::built_in().target_version()
     );
     app.tenant("acme")
         .send(Method::GET, "/v1/me", None, None)
@@ -185,6 +185,6 @@ async fn concurrent_runs_over_the_same_tenants_do_not_fail_them() {
     assert_eq!(acme["status"], "active", "{acme}");
     assert_eq!(
         acme["schema_version"],
-        silo::schema::tenant_target_version()
+        silo::schema::TenantSchema::built_in().target_version()
     );
 }

@@ -9,7 +9,7 @@ use crate::helpers::{Cli, Output};
 
 /// The newest embedded tenant migration, as the library sees it.
 fn target_version() -> i64 {
-    silo::schema::tenant_target_version()
+    silo::schema::TenantSchema::built_in().target_version()
 }
 
 fn status(cli: &Cli) -> Value {
