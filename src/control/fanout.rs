@@ -3,15 +3,19 @@
 //! marks only that tenant `migration_failed`; the rest go on, and a re-run resumes. The report
 //! says what happened to each tenant, also when some failed.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
-use futures::{stream, StreamExt};
+use futures::{future, stream, StreamExt};
 use serde::Serialize;
 
 use super::{lifecycle, storage};
 use crate::{
     clock,
     error::{Error, Result},
+    pool::Reservation,
     registry::FanoutRun,
     state::AppState,
     tenant::{Status, TenantRecord},
@@ -22,12 +26,30 @@ pub const MAX_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
-    /// Tenant databases migrated at once.
+    /// Tenant databases migrated at once on each server (and never more than its budget
+    /// leaves).
     pub concurrency: usize,
-    /// A target group of slugs (canary); empty means every tenant.
+    /// Target groups: these slugs, and every tenant of these plans (a canary rollout); both
+    /// empty means every tenant.
     pub tenants: Vec<String>,
+    pub plans: Vec<String>,
     /// Only report what would be migrated.
     pub dry_run: bool,
+    /// Stop starting tenants once this many have failed (none: go through every tenant).
+    pub max_failures: Option<usize>,
+}
+
+impl Default for FanoutOptions {
+    /// Every tenant, four at a time on each server, to the end.
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            tenants: Vec::new(),
+            plans: Vec::new(),
+            dry_run: false,
+            max_failures: None,
+        }
+    }
 }
 
 /// What happened to one tenant.
@@ -65,14 +87,21 @@ pub struct FanoutReport {
     pub id: String,
     pub target_version: i64,
     pub outcomes: Vec<TenantOutcome>,
+    /// Tenants of the run never started, because `max_failures` stopped it.
+    pub not_started: usize,
 }
 
 impl FanoutReport {
     pub fn failed(&self) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|o| matches!(o, TenantOutcome::Failed { .. }))
-            .count()
+        self.count(|o| matches!(o, TenantOutcome::Failed { .. }))
+    }
+
+    pub fn migrated(&self) -> usize {
+        self.count(|o| matches!(o, TenantOutcome::Migrated { .. }))
+    }
+
+    pub fn count(&self, what: impl Fn(&TenantOutcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|o| what(o)).count()
     }
 }
 
@@ -97,6 +126,7 @@ pub struct PlannedRun {
     target: i64,
     dry_run: bool,
     concurrency: usize,
+    max_failures: Option<usize>,
     tenants: Vec<TenantRecord>,
 }
 
@@ -119,19 +149,30 @@ pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRu
             format!("must be from 1 to {MAX_CONCURRENCY}"),
         ));
     }
+    if options.max_failures == Some(0) {
+        return Err(Error::field("max_failures", "must be at least 1"));
+    }
+    for plan in &options.plans {
+        if state.plans.get(plan).is_none() {
+            return Err(Error::field("plans", format!("no plan named {plan:?}")));
+        }
+    }
     let target = state.schema.target_version();
-    let tenants =
-        if options.tenants.is_empty() {
-            lifecycle::list_all(state).await?
-        } else {
-            let mut chosen = Vec::new();
-            for slug in &options.tenants {
-                chosen.push(lifecycle::find(state, slug).await.map_err(|_| {
-                    Error::field("tenants", format!("no tenant with slug {slug:?}"))
-                })?);
+    let mut tenants = lifecycle::list_all(state).await?;
+    if !options.tenants.is_empty() || !options.plans.is_empty() {
+        for slug in &options.tenants {
+            if !tenants.iter().any(|t| t.slug.as_str() == slug) {
+                return Err(Error::field(
+                    "tenants",
+                    format!("no tenant with slug {slug:?}"),
+                ));
             }
-            chosen
-        };
+        }
+        tenants.retain(|t| {
+            options.tenants.iter().any(|slug| t.slug.as_str() == slug)
+                || options.plans.contains(&t.plan)
+        });
+    }
     let run = FanoutRun {
         id: uuid::Uuid::now_v7().to_string(),
         target_version: target,
@@ -151,37 +192,60 @@ pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRu
         target,
         dry_run: options.dry_run,
         concurrency: options.concurrency,
+        max_failures: options.max_failures,
         tenants,
     })
 }
 
-/// Migrates the planned tenants, a bounded number at a time, and records the outcome.
+/// Migrates the planned tenants, `concurrency` at a time on each server, and records the
+/// outcome. A tenant already current costs nothing here: the plan's registry read showed it.
 pub async fn execute(
     state: &AppState,
     run: PlannedRun,
     on_outcome: impl Fn(&TenantOutcome),
 ) -> FanoutReport {
     let (target, dry_run) = (run.target, run.dry_run);
-    let outcomes: Vec<TenantOutcome> = stream::iter(run.tenants)
-        .map(|tenant| migrate_one(state, tenant, target, dry_run))
-        .buffer_unordered(run.concurrency)
+    let planned = run.tenants.len();
+    let failures = AtomicUsize::new(0);
+    let stopped = || {
+        run.max_failures
+            .is_some_and(|max| failures.load(Ordering::Relaxed) >= max)
+    };
+    let mut by_server: BTreeMap<String, Vec<TenantRecord>> = BTreeMap::new();
+    for tenant in run.tenants {
+        by_server
+            .entry(tenant.server.to_string())
+            .or_default()
+            .push(tenant);
+    }
+    let servers = by_server.into_values().map(|tenants| {
+        stream::iter(tenants)
+            // Checked as each next tenant is about to start, so none starts once stopped.
+            .take_while(|_| future::ready(!stopped()))
+            .map(|tenant| async {
+                let outcome = migrate_one(state, tenant, target, dry_run).await;
+                if matches!(outcome, TenantOutcome::Failed { .. }) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                outcome
+            })
+            .buffer_unordered(run.concurrency)
+            .boxed()
+    });
+    let outcomes: Vec<TenantOutcome> = stream::select_all(servers)
         .inspect(|outcome| on_outcome(outcome))
         .collect()
         .await;
     let report = FanoutReport {
         id: run.id,
         target_version: target,
+        not_started: planned - outcomes.len(),
         outcomes,
     };
     if !dry_run {
-        let migrated = report
-            .outcomes
-            .iter()
-            .filter(|o| matches!(o, TenantOutcome::Migrated { .. }))
-            .count();
         if let Err(error) = state
             .registry
-            .finish_run(&report.id, migrated as i64, report.failed() as i64)
+            .finish_run(&report.id, report.migrated() as i64, report.failed() as i64)
             .await
         {
             tracing::error!(run = %report.id, %error, "could not record the end of a migration run");
@@ -227,6 +291,15 @@ async fn migrate_one(
     dry_run: bool,
 ) -> TenantOutcome {
     let slug = planned.slug.to_string();
+    // `migrating` is a run that stopped part-way (a crash) or one still going: finishing it is
+    // safe, as the database itself lets one migrator in at a time.
+    let unfinished = |status| matches!(status, Status::MigrationFailed | Status::Migrating);
+    if planned.schema_version >= target && !unfinished(planned.status) {
+        return TenantOutcome::UpToDate {
+            slug,
+            version: planned.schema_version,
+        };
+    }
     let _one_at_a_time = state.migration_locks.lock(planned.id).await;
     // The plan may be minutes old: decide on the tenant as it is now.
     let tenant = match state.registry.load(&planned.slug).await {
@@ -252,9 +325,7 @@ async fn migrate_one(
         };
     }
     let from = tenant.schema_version;
-    // `migrating` here is a run that stopped part-way (a crash): it needs finishing too.
-    let unfinished = matches!(tenant.status, Status::MigrationFailed | Status::Migrating);
-    if from >= target && !unfinished {
+    if from >= target && !unfinished(tenant.status) {
         return TenantOutcome::UpToDate {
             slug,
             version: from,
@@ -275,6 +346,7 @@ async fn migrate_one(
             .transition(&tenant, &serving, Status::Migrating)
             .await?;
         let server = storage::server(state, &tenant)?;
+        let _room = reserve_connection(state, &tenant).await?;
         super::migrate_tenant(server, &tenant, &state.schema).await
     }
     .await;
@@ -296,6 +368,17 @@ async fn migrate_one(
                 version: from,
                 error,
             }
+        }
+    }
+}
+
+/// Room for the migration's connection in its server's budget. A fan-out waits for room as
+/// long as it takes rather than fail a tenant for a busy router: it is never in a hurry.
+async fn reserve_connection(state: &AppState, tenant: &TenantRecord) -> Result<Reservation> {
+    loop {
+        match state.pools.reserve_connection(tenant).await {
+            Err(Error::TenantUnavailable { .. }) => continue,
+            reserved => return reserved,
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn list(
 
 /// Every tenant, oldest first, read page by page.
 pub async fn list_all(state: &AppState) -> Result<Vec<TenantRecord>> {
-    const PAGE: u32 = 100;
+    const PAGE: u32 = 1000;
     let mut all = Vec::new();
     let mut after = None;
     loop {

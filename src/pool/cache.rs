@@ -156,7 +156,9 @@ impl TenantPools {
         let url = server.tenant_url(tenant).map_err(|e| anyhow::anyhow!(e))?;
         // Room first: once open, sqlx may open the pool's connections whenever it likes. A failed
         // open below drops the reservation, giving the room back.
-        let reservation = self.reserve(tenant).await?;
+        let reservation = self
+            .reserve(tenant, self.policy.shape.max_connections)
+            .await?;
         // Within the reserved room: the migration's connection is one the pool has not opened.
         self.bring_schema_up_to_date(tenant, server).await?;
         let pool = TenantPool::open(&url, self.policy.shape)
@@ -193,17 +195,24 @@ impl TenantPools {
         Ok(())
     }
 
+    /// Room for one control-path connection (a tenant's migration) in the budget of the
+    /// tenant's server, counted as a pool's connections are, so the control path never holds
+    /// more towards a server than its budget leaves: it waits like a cold tenant's pool, and
+    /// answers `503 tenant_unavailable` once `pool.acquire_timeout_ms` has passed.
+    pub async fn reserve_connection(&self, tenant: &TenantRecord) -> Result<Reservation> {
+        self.reserve(tenant, 1).await
+    }
+
     /// Room for one pool in the budget of the tenant's server. When the budget is full, the
     /// least recently used idle pool there is closed to make room; when every pool is busy, this
     /// waits for one to become idle, up to `pool.acquire_timeout_ms`, then answers
     /// `503 tenant_unavailable`: never the database's "too many connections".
-    async fn reserve(&self, tenant: &TenantRecord) -> Result<Reservation> {
+    async fn reserve(&self, tenant: &TenantRecord, connections: u32) -> Result<Reservation> {
         let server = tenant.server.as_str();
         let budget = self
             .budgets
             .get(server)
             .ok_or_else(|| anyhow::anyhow!("no connection budget for server {server:?}"))?;
-        let connections = self.policy.shape.max_connections;
         if let Some(reservation) = budget.try_reserve(connections) {
             return Ok(reservation);
         }

@@ -7,7 +7,7 @@ mod cache;
 mod connections;
 mod server;
 
-pub use budget::Budgets;
+pub use budget::{Budgets, Reservation};
 pub use cache::{PoolPolicy, TenantPools};
 pub use connections::{PooledConnection, TenantPool};
 pub use server::{Server, Servers};

@@ -78,8 +78,7 @@ async fn without_migrate_on_open_a_tenant_behind_is_unavailable_until_migrated()
 
     let options = silo::control::FanoutOptions {
         concurrency: 2,
-        tenants: vec![],
-        dry_run: false,
+        ..Default::default()
     };
     let report = silo::control::migrate(&app.state, &options, |_| {})
         .await
@@ -93,11 +92,7 @@ async fn without_migrate_on_open_a_tenant_behind_is_unavailable_until_migrated()
 }
 
 fn everyone() -> silo::control::FanoutOptions {
-    silo::control::FanoutOptions {
-        concurrency: 4,
-        tenants: vec![],
-        dry_run: false,
-    }
+    silo::control::FanoutOptions::default()
 }
 
 async fn status_of(app: &TestApp, slug: &str) -> Value {
@@ -173,7 +168,7 @@ async fn concurrent_runs_over_the_same_tenants_do_not_fail_them() {
     let twice = silo::control::FanoutOptions {
         concurrency: 2,
         tenants: vec!["acme".into(), "acme".into()],
-        dry_run: false,
+        ..Default::default()
     };
     let all = everyone();
     let (a, b) = tokio::join!(

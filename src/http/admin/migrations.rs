@@ -46,7 +46,9 @@ async fn start_migration(
     let options = FanoutOptions {
         concurrency: body.concurrency.unwrap_or(4),
         tenants: body.tenants.unwrap_or_default(),
+        plans: Vec::new(),
         dry_run: false,
+        max_failures: None,
     };
     let id = control::start_migration(&state, &options).await?;
     Ok((StatusCode::ACCEPTED, Json(StartedRun { id })))
