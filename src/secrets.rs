@@ -57,12 +57,16 @@ impl Secrets {
                 let mut bytes = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut bytes);
                 let key = hex::encode(bytes);
-                write_private(&path, &key)?;
-                tracing::warn!(
-                    path = %path.display(),
-                    "secrets.master_key is empty: generated a development key; set SILO__SECRETS__MASTER_KEY in production"
-                );
-                key
+                if publish_private(&path, &key)? {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "secrets.master_key is empty: generated a development key; set SILO__SECRETS__MASTER_KEY in production"
+                    );
+                    key
+                } else {
+                    // Another process starting at the same moment made it first: use theirs.
+                    std::fs::read_to_string(&path)?.trim().to_owned()
+                }
             }
         };
         anyhow::ensure!(
@@ -89,18 +93,51 @@ impl Secrets {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Makes `path` hold `contents`, readable by its owner only, unless it exists already: false
+/// then, and the file is left as it is. Written in full under a name of its own first and then
+/// linked into place, so a process reading `path` never sees it half-written, and of two
+/// processes starting at once exactly one key wins.
+fn publish_private(path: &Path, contents: &str) -> std::io::Result<bool> {
     use std::io::Write;
+    let partial = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(contents.as_bytes())
+    let written = options
+        .open(&partial)
+        .and_then(|mut file| file.write_all(contents.as_bytes()));
+    let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_starting_at_once_on_a_fresh_data_dir_agree_on_one_development_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let starts: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| Secrets::load("", dir.path()).unwrap()))
+                    .collect();
+                starts
+                    .into_iter()
+                    .map(|start| start.join().unwrap().master_key.expose_secret().to_vec())
+                    .collect()
+            });
+            assert!(keys.windows(2).all(|pair| pair[0] == pair[1]));
+            let names = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(names, 1, "only the key file is left");
+        }
+    }
 
     #[test]
     fn derived_keys_differ_by_tenant_and_purpose() {
