@@ -115,6 +115,15 @@ impl Error {
         }
     }
 
+    /// The error with the whole chain of its causes, for operators (the CLI, a tenant's
+    /// `last_error`); never for a client of the tenant API.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Internal(cause) => format!("{cause:#}"),
+            other => other.to_string(),
+        }
+    }
+
     /// True for mistakes in what the caller asked (CLI exit code 2), false for failures (1).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Error::Validation { .. } | Error::BadRequest(_))

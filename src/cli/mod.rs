@@ -93,7 +93,6 @@ pub fn main() -> ExitCode {
 fn describe(error: &Error) -> String {
     match error {
         Error::Validation { message, .. } => message.clone(),
-        Error::Internal(cause) => format!("{cause:#}"),
-        other => other.to_string(),
+        other => other.detail(),
     }
 }

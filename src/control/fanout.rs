@@ -351,7 +351,7 @@ async fn migrate_one(
     }
     .await;
     state.metrics.tenant_migrated(result.is_ok());
-    let result = result.map_err(|e| e.to_string());
+    let result = result.map_err(|e| e.detail());
     let recorded = result
         .as_ref()
         .map(|version| *version)

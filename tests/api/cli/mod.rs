@@ -3,6 +3,7 @@
 
 mod config;
 mod migrate;
+mod rollout;
 mod tenant;
 
 use silo::Settings;

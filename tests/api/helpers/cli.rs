@@ -95,6 +95,26 @@ impl Cli {
 
     /// `silo <args>` with only `env` set (no `SILO__` defaults), for config-file tests.
     pub fn run_with(&self, args: &[&str], env: &[(&str, String)], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .command(args, env)
+            .spawn()
+            .expect("the silo binary runs");
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let output = child.wait_with_output().unwrap();
+        Output {
+            code: output.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `silo <args>` ready to spawn, in the working directory, with only `env` set and every
+    /// stream piped: for runs a test watches, kills or runs side by side.
+    pub fn command(&self, args: &[&str], env: &[(&str, String)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_silo"));
         command
             .args(args)
@@ -108,18 +128,7 @@ impl Cli {
             command.env_remove(key);
         }
         command.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut child = command.spawn().expect("the silo binary runs");
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        let output = child.wait_with_output().unwrap();
-        Output {
-            code: output.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
     }
 
     /// Files in the tenants directory, sorted (empty when it does not exist).
