@@ -24,13 +24,16 @@
 #   BENCH_SETTLE [60]       seconds to wait, before each run, for other processes to go quiet
 #   BENCH_KEEP [0]          1: keep the temporary directory (its path is printed)
 # SILO__* variables not set here (e.g. SILO__POOL__MAX_CONNECTIONS_PER_TENANT) reach silo as usual.
+#
+#   scripts/bench.sh migrate     the migration fan-out over a fleet: see scripts/bench-migrate.sh
 set -euo pipefail
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
-if [ "${1:-}" != "http" ]; then
-  usage >&2
-  exit 2
-fi
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+case "${1:-}" in
+  http) ;;
+  migrate) exec "$(dirname "$0")/bench-migrate.sh" ;;
+  *) usage >&2; exit 2 ;;
+esac
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tenants="${BENCH_TENANTS:-10000}"

@@ -2,22 +2,13 @@
 //! schema, built in or from `migrations.dir`, which `control::migrate` applies to each tenant
 //! database (sqlx's checksums and history table, one transaction per tenant).
 
-use std::{
-    borrow::Cow,
-    path::Path,
-    sync::{Arc, LazyLock},
-};
-
-use dashmap::DashMap;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use std::{borrow::Cow, path::Path, sync::LazyLock};
 
 use sha2::{Digest, Sha256};
 use sqlx::{
     migrate::{Migration, MigrationType, Migrator},
     AnyPool,
 };
-
-use crate::tenant::TenantId;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -49,18 +40,6 @@ fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
 /// Brings the control registry up to date.
 pub async fn migrate_control(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> {
     CONTROL.run(pool).await
-}
-
-/// One lock per tenant database for migrating it: the fan-out and migrate-on-open never run
-/// the same tenant's migrations at once (sqlx takes no lock on SQLite).
-#[derive(Default)]
-pub struct MigrationLocks(DashMap<TenantId, Arc<Mutex<()>>>);
-
-impl MigrationLocks {
-    pub async fn lock(&self, tenant: TenantId) -> OwnedMutexGuard<()> {
-        let lock = self.0.entry(tenant).or_default().clone();
-        lock.lock_owned().await
-    }
 }
 
 /// The tenant migrations a silo runs with: the built-in ones, or the folder `migrations.dir`

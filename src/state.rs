@@ -16,7 +16,7 @@ use crate::{
     pool::{Budgets, PoolPolicy, Servers, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
-    schema::{MigrationLocks, TenantSchema},
+    schema::TenantSchema,
     secrets::Secrets,
     telemetry::{Metrics, ServerConnections},
 };
@@ -36,7 +36,6 @@ pub struct Inner {
     pub refresh_tokens: RefreshTokens,
     pub api_tokens: ApiTokens,
     pub limits: TenantLimits,
-    pub migration_locks: Arc<MigrationLocks>,
     /// The tenant migrations this silo runs with (built in, or `migrations.dir`).
     pub schema: Arc<TenantSchema>,
     pub background: Background,
@@ -73,7 +72,6 @@ impl AppState {
                     .min(Duration::from_secs(settings.pool.idle_ttl_secs)),
             ),
         };
-        let migration_locks = Arc::new(MigrationLocks::default());
         let schema = Arc::new(
             TenantSchema::load(&settings.migrations.dir)
                 .map_err(|message| anyhow::anyhow!("migrations.dir: {message}"))?,
@@ -83,7 +81,6 @@ impl AppState {
             Budgets::from_settings(&settings.servers),
             registry.clone(),
             metrics.clone(),
-            migration_locks.clone(),
             schema.clone(),
             PoolPolicy {
                 shape,
@@ -98,7 +95,6 @@ impl AppState {
             refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
             api_tokens: ApiTokens::default(),
             limits: TenantLimits::default(),
-            migration_locks,
             schema,
             background: Background::default(),
             metrics,

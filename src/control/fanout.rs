@@ -3,19 +3,15 @@
 //! marks only that tenant `migration_failed`; the rest go on, and a re-run resumes. The report
 //! says what happened to each tenant, also when some failed.
 
-use std::{
-    collections::BTreeMap,
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::collections::BTreeMap;
 
 use futures::{future, stream, StreamExt};
 use serde::Serialize;
 
-use super::{lifecycle, storage};
+use super::{batch, lifecycle, migrate::StopAfter};
 use crate::{
     clock,
     error::{Error, Result},
-    pool::Reservation,
     registry::FanoutRun,
     state::AppState,
     tenant::{Status, TenantRecord},
@@ -197,8 +193,8 @@ pub async fn plan(state: &AppState, options: &FanoutOptions) -> Result<PlannedRu
     })
 }
 
-/// Migrates the planned tenants, `concurrency` at a time on each server, and records the
-/// outcome. A tenant already current costs nothing here: the plan's registry read showed it.
+/// Migrates the planned tenants, `concurrency` batches at a time on each server, and records
+/// the outcome. A tenant already current costs nothing here: the plan's registry read showed it.
 pub async fn execute(
     state: &AppState,
     run: PlannedRun,
@@ -206,36 +202,47 @@ pub async fn execute(
 ) -> FanoutReport {
     let (target, dry_run) = (run.target, run.dry_run);
     let planned = run.tenants.len();
-    let failures = AtomicUsize::new(0);
-    let stopped = || {
-        run.max_failures
-            .is_some_and(|max| failures.load(Ordering::Relaxed) >= max)
-    };
+    let stop = StopAfter::failures(run.max_failures);
+    let mut outcomes = Vec::with_capacity(planned);
     let mut by_server: BTreeMap<String, Vec<TenantRecord>> = BTreeMap::new();
     for tenant in run.tenants {
-        by_server
-            .entry(tenant.server.to_string())
-            .or_default()
-            .push(tenant);
+        if batch::is_current(&tenant, target) {
+            let outcome = TenantOutcome::UpToDate {
+                slug: tenant.slug.to_string(),
+                version: tenant.schema_version,
+            };
+            on_outcome(&outcome);
+            outcomes.push(outcome);
+        } else {
+            by_server
+                .entry(tenant.server.to_string())
+                .or_default()
+                .push(tenant);
+        }
     }
     let servers = by_server.into_values().map(|tenants| {
-        stream::iter(tenants)
-            // Checked as each next tenant is about to start, so none starts once stopped.
-            .take_while(|_| future::ready(!stopped()))
-            .map(|tenant| async {
-                let outcome = migrate_one(state, tenant, target, dry_run).await;
-                if matches!(outcome, TenantOutcome::Failed { .. }) {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-                outcome
-            })
+        // Batches small enough that every worker has some, and that a batch's tenants wait
+        // (`migrating`) only briefly for their turn.
+        let size = tenants
+            .len()
+            .div_ceil(run.concurrency)
+            .clamp(1, batch::MAX_BATCH);
+        let batches: Vec<Vec<TenantRecord>> =
+            tenants.chunks(size).map(<[TenantRecord]>::to_vec).collect();
+        stream::iter(batches)
+            // Checked as each next batch is about to start, so none starts once stopped.
+            .take_while(|_| future::ready(!stop.reached()))
+            .map(|tenants| batch::migrate(state, tenants, target, dry_run, &stop))
             .buffer_unordered(run.concurrency)
             .boxed()
     });
-    let outcomes: Vec<TenantOutcome> = stream::select_all(servers)
-        .inspect(|outcome| on_outcome(outcome))
-        .collect()
-        .await;
+    let mut batches = stream::select_all(servers);
+    while let Some(batch) = batches.next().await {
+        for outcome in batch {
+            on_outcome(&outcome);
+            outcomes.push(outcome);
+        }
+    }
     let report = FanoutReport {
         id: run.id,
         target_version: target,
@@ -282,105 +289,6 @@ pub async fn find_run(state: &AppState, id: &str) -> Result<FanoutRun> {
         .find_run(id)
         .await?
         .ok_or_else(|| Error::not_found("migration run"))
-}
-
-async fn migrate_one(
-    state: &AppState,
-    planned: TenantRecord,
-    target: i64,
-    dry_run: bool,
-) -> TenantOutcome {
-    let slug = planned.slug.to_string();
-    // `migrating` is a run that stopped part-way (a crash) or one still going: finishing it is
-    // safe, as the database itself lets one migrator in at a time.
-    let unfinished = |status| matches!(status, Status::MigrationFailed | Status::Migrating);
-    if planned.schema_version >= target && !unfinished(planned.status) {
-        return TenantOutcome::UpToDate {
-            slug,
-            version: planned.schema_version,
-        };
-    }
-    let _one_at_a_time = state.migration_locks.lock(planned.id).await;
-    // The plan may be minutes old: decide on the tenant as it is now.
-    let tenant = match state.registry.load(&planned.slug).await {
-        Ok(Some(tenant)) if tenant.id == planned.id => tenant,
-        Ok(_) => {
-            return TenantOutcome::Skipped {
-                slug,
-                status: Status::Deleting,
-            }
-        }
-        Err(error) => {
-            return TenantOutcome::Failed {
-                slug,
-                version: planned.schema_version,
-                error: error.to_string(),
-            }
-        }
-    };
-    if matches!(tenant.status, Status::Provisioning | Status::Deleting) {
-        return TenantOutcome::Skipped {
-            slug,
-            status: tenant.status,
-        };
-    }
-    let from = tenant.schema_version;
-    if from >= target && !unfinished(tenant.status) {
-        return TenantOutcome::UpToDate {
-            slug,
-            version: from,
-        };
-    }
-    if dry_run {
-        return TenantOutcome::WouldMigrate {
-            slug,
-            from,
-            to: target,
-        };
-    }
-    let result = async {
-        // Serving tenants answer 503 while they migrate; a suspended one stays suspended.
-        let serving = [Status::Active, Status::MigrationFailed, Status::Migrating];
-        state
-            .registry
-            .transition(&tenant, &serving, Status::Migrating)
-            .await?;
-        let server = storage::server(state, &tenant)?;
-        let _room = reserve_connection(state, &tenant).await?;
-        super::migrate_tenant(server, &tenant, &state.schema).await
-    }
-    .await;
-    state.metrics.tenant_migrated(result.is_ok());
-    let result = result.map_err(|e| e.detail());
-    let recorded = result
-        .as_ref()
-        .map(|version| *version)
-        .map_err(String::as_str);
-    if let Err(e) = state.registry.end_migration(&tenant, recorded).await {
-        tracing::error!(tenant = %slug, error = %e, "could not record the end of a migration");
-    }
-    match result {
-        Ok(to) => TenantOutcome::Migrated { slug, from, to },
-        Err(error) => {
-            tracing::error!(tenant = %slug, %error, "tenant migration failed");
-            TenantOutcome::Failed {
-                slug,
-                version: from,
-                error,
-            }
-        }
-    }
-}
-
-/// Room for the migration's connection in its server's budget. A fan-out waits for room as
-/// long as it takes rather than fail a tenant for a busy router: it is never in a hurry.
-async fn reserve_connection(state: &AppState, tenant: &TenantRecord) -> Result<Reservation> {
-    loop {
-        match state.pools.reserve_connection(tenant).await {
-            Err(Error::TenantUnavailable { .. }) => continue,
-            reserved => return reserved,
-        }
-    }
 }
 
 pub async fn migration_status(state: &AppState) -> Result<MigrationStatus> {

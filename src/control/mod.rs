@@ -1,6 +1,7 @@
 //! The control path: provision, lifecycle, migration fan-out. The CLI and the admin API are thin
 //! front ends over these functions, so every rule lives once.
 
+mod batch;
 mod fanout;
 mod lifecycle;
 mod migrate;

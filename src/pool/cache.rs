@@ -22,7 +22,7 @@ use crate::{
     database::PoolShape,
     error::{Error, Result},
     registry::Registry,
-    schema::{MigrationLocks, TenantSchema},
+    schema::TenantSchema,
     telemetry::Metrics,
     tenant::{TenantId, TenantRecord},
 };
@@ -67,7 +67,6 @@ pub struct TenantPools {
     budgets: Budgets,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    migration_locks: Arc<MigrationLocks>,
     schema: Arc<TenantSchema>,
     policy: PoolPolicy,
     /// The zero of every pool's `last_used`, so they compare.
@@ -80,7 +79,6 @@ impl TenantPools {
         budgets: Budgets,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        migration_locks: Arc<MigrationLocks>,
         schema: Arc<TenantSchema>,
         policy: PoolPolicy,
     ) -> Self {
@@ -110,7 +108,6 @@ impl TenantPools {
             budgets,
             registry,
             metrics,
-            migration_locks,
             schema,
             policy,
             epoch: Instant::now(),
@@ -188,7 +185,6 @@ impl TenantPools {
             )
             .into());
         }
-        let _one_at_a_time = self.migration_locks.lock(tenant.id).await;
         let version = crate::control::migrate_tenant(server, tenant, &self.schema).await?;
         self.registry.set_schema_version(tenant, version).await?;
         tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");

@@ -3,10 +3,12 @@
 //! once on this process and no caller can forget to.
 
 mod cache;
+mod migrations;
 mod runs;
 mod store;
 
 pub use cache::RegistryCache;
+pub use migrations::MigrationEnd;
 pub use runs::FanoutRun;
 pub use store::{NewTenant, RegistryStore};
 
@@ -105,13 +107,29 @@ impl Registry {
         Ok(moved)
     }
 
-    pub async fn end_migration(
+    /// See [`RegistryStore::begin_migrations`].
+    pub async fn begin_migrations(
         &self,
-        record: &TenantRecord,
-        outcome: std::result::Result<i64, &str>,
-    ) -> Result<()> {
-        self.store.end_migration(record.id, outcome).await?;
-        self.cache.evict(record, &[]).await;
+        records: &[TenantRecord],
+    ) -> Result<Vec<(TenantId, Status)>> {
+        let ids: Vec<TenantId> = records.iter().map(|record| record.id).collect();
+        let statuses = self.store.begin_migrations(&ids).await?;
+        for record in records {
+            self.cache.evict(record, &[]).await;
+        }
+        Ok(statuses)
+    }
+
+    /// See [`RegistryStore::end_migrations`].
+    pub async fn end_migrations(&self, ended: &[(&TenantRecord, MigrationEnd)]) -> Result<()> {
+        let ids: Vec<(TenantId, MigrationEnd)> = ended
+            .iter()
+            .map(|(record, end)| (record.id, end.clone()))
+            .collect();
+        self.store.end_migrations(&ids).await?;
+        for (record, _) in ended {
+            self.cache.evict(record, &[]).await;
+        }
         Ok(())
     }
 

@@ -171,34 +171,6 @@ impl RegistryStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Records how a migration ended, in one statement: the version, and `migrating` becomes
-    /// `active` (or `migration_failed` with the error). Any other status, such as `suspended`,
-    /// is left as it is.
-    pub async fn end_migration(
-        &self,
-        id: TenantId,
-        outcome: std::result::Result<i64, &str>,
-    ) -> Result<()> {
-        let (version, status, error) = match outcome {
-            Ok(version) => (Some(version), Status::Active, None),
-            Err(error) => (None, Status::MigrationFailed, Some(error)),
-        };
-        sqlx::query(
-            "UPDATE tenants SET schema_version = COALESCE($1, schema_version),
-                 status = CASE WHEN status = 'migrating' THEN $2 ELSE status END,
-                 last_error = $3, updated_at = $4
-             WHERE id = $5",
-        )
-        .bind(version)
-        .bind(status.as_str())
-        .bind(error)
-        .bind(clock::now_ms())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn set_schema_version(&self, id: TenantId, version: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
             .bind(version)

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark of the migration fan-out, run as `scripts/bench.sh migrate`, on SQLite tenants in a
+# temporary data directory, with release builds. Provisions BENCH_TENANTS tenants through the
+# admin API, gives each BENCH_ROWS projects, then rolls one new tenant migration (a column and an
+# index on projects) out with `silo migrate --migrations DIR`, the way an operator would:
+#   (1) at --concurrency BENCH_CONCURRENCY       (2) at --concurrency 1, on a copy of the same fleet
+#   (3) the same command again, with nothing pending
+# Prints one table on stdout (wall time and tenants per second of each, and (1) against (2) of
+# the same run); progress goes to stderr.
+#
+# Environment (defaults in brackets):
+#   BENCH_TENANTS [10000]   BENCH_ROWS [200]   BENCH_CONCURRENCY [4]
+#   BENCH_PORT [18280]      first of two loopback ports used (provisioning only)
+#   BENCH_KEEP [0]          1: keep the temporary directory (its path is printed)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tenants="${BENCH_TENANTS:-10000}"
+rows="${BENCH_ROWS:-200}"
+concurrency="${BENCH_CONCURRENCY:-4}"
+port="${BENCH_PORT:-18280}"
+keep="${BENCH_KEEP:-0}"
+
+say() { echo "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+for tool in cargo curl awk sed; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
+done
+for n in "$tenants" "$rows" "$concurrency" "$port"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "counts and ports must be positive whole numbers (got $n)"
+done
+for p in "$port" $((port + 1)); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
+done
+
+say "building release binaries"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin silo --example bench_setup
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+silo="$bin/silo" setup="$bin/examples/bench_setup"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/silo-bench-migrate.XXXXXX")"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ "$keep" = "1" ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export SILO_CONFIG="$root/config.toml"
+export SILO__TEMPLATES_DIR="$root/tenant_templates"
+export SILO__LOG__LEVEL=warn
+SILO__SECRETS__MASTER_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+admin_token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export SILO__SECRETS__MASTER_KEY
+# Runs silo on the fleet in data directory $1.
+on() {
+  local data="$1"
+  shift
+  SILO__DATA_DIR="$data" SILO__SERVERS__LOCAL__URL="sqlite://$data/tenants" "$silo" "$@"
+}
+
+# --- the fleet: provisioned through the admin API, then filled with rows (silo stopped) -------
+say "provisioning $tenants tenants"
+for i in $(seq 1 "$tenants"); do printf 't%05d free none\n' "$i"; done >"$work/tenants.txt"
+SILO__ADMIN__TOKEN="$admin_token" SILO__HTTP__LISTEN="127.0.0.1:$port" \
+  SILO__ADMIN__LISTEN="127.0.0.1:$((port + 1))" on "$work/fleet" serve 2>"$work/serve.log" &
+server_pid=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || die "silo did not start: $(tail -5 "$work/serve.log")"
+  sleep 0.1
+done
+SILO__ADMIN__TOKEN="$admin_token" BENCH_PASSWORD=unused timeout 3600 "$setup" provision \
+  --admin "http://127.0.0.1:$((port + 1))" --tenants "$work/tenants.txt" --concurrency 8
+kill -TERM "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+server_pid=""
+say "giving each tenant $rows projects"
+"$setup" fill --dir "$work/fleet/tenants" --rows "$rows"
+
+# --- the migration: the built-in ones and one more -------------------------------------------
+mkdir -p "$work/migrations"
+cp "$root"/migrations/tenant/*.sql "$work/migrations/"
+last="$(find "$work/migrations" -name '*.sql' | sed 's#.*/0*\([0-9]*\)_.*#\1#' | sort -n | tail -1)"
+next="$(printf '%04d' $((last + 1)))"
+cat >"$work/migrations/${next}_bench_colour.sql" <<'EOF'
+ALTER TABLE projects ADD COLUMN colour TEXT;
+CREATE INDEX projects_colour ON projects (colour);
+EOF
+cp -a "$work/fleet" "$work/fleet-one"
+sync
+
+now() { date +%s.%N; }
+# Runs `silo migrate` on a fleet; prints its wall seconds; the fleet must end at the new version.
+timed() {
+  local data="$1" label="$2" started ended
+  shift 2
+  started="$(now)"
+  on "$data" migrate --migrations "$work/migrations" "$@" 2>"$work/$label.log" ||
+    die "$label: silo migrate failed: $(tail -5 "$work/$label.log")"
+  ended="$(now)"
+  grep -q "target version $((last + 1)): $tenants tenants" "$work/$label.log" ||
+    die "$label: unexpected summary: $(tail -2 "$work/$label.log")"
+  say "$label: $(tail -1 "$work/$label.log")"
+  awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.2f", b - a }'
+}
+
+say "migrating at --concurrency $concurrency"
+wide="$(timed "$work/fleet" wide --concurrency "$concurrency")"
+say "migrating a copy at --concurrency 1"
+narrow="$(timed "$work/fleet-one" narrow --concurrency 1)"
+say "running again with nothing pending"
+noop="$(timed "$work/fleet" noop --concurrency "$concurrency")"
+grep -q "$tenants up to date" "$work/noop.log" || die "the re-run found work: $(tail -1 "$work/noop.log")"
+status="$(SILO__MIGRATIONS__DIR="$work/migrations" on "$work/fleet" migrate status)"
+
+rate() { awk -v n="$tenants" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
+echo "| run | tenants | wall s | tenants/s |"
+echo "|---|---|---|---|"
+echo "| (1) --concurrency $concurrency | $tenants | $wide | $(rate "$wide") |"
+echo "| (2) --concurrency 1 | $tenants | $narrow | $(rate "$narrow") |"
+echo "| (3) re-run, nothing pending | $tenants | $noop | $(rate "$noop") |"
+echo
+echo "(1)/(2) speed-up: $(awk -v a="$narrow" -v b="$wide" 'BEGIN { printf "%.2f", a / b }'); $rows projects per tenant; $(nproc) CPUs"
+say "status: $(tr -d ' \n' <<<"$status")"
