@@ -64,8 +64,10 @@ on() {
 # --- the fleet: provisioned through the admin API, then filled with rows (silo stopped) -------
 say "provisioning $tenants tenants"
 for i in $(seq 1 "$tenants"); do printf 't%05d free none\n' "$i"; done >"$work/tenants.txt"
+# Started directly, not through `on`: $! must be silo itself, not a subshell, for the TERM below.
 SILO__ADMIN__TOKEN="$admin_token" SILO__HTTP__LISTEN="127.0.0.1:$port" \
-  SILO__ADMIN__LISTEN="127.0.0.1:$((port + 1))" on "$work/fleet" serve 2>"$work/serve.log" &
+  SILO__ADMIN__LISTEN="127.0.0.1:$((port + 1))" SILO__DATA_DIR="$work/fleet" \
+  SILO__SERVERS__LOCAL__URL="sqlite://$work/fleet/tenants" "$silo" serve 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
