@@ -19,4 +19,4 @@ pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, res
 pub use migrate::migrate_tenant;
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
 pub use stats::{stats, TenantStats};
-pub use support::{support_session, SupportRequest, SupportSession};
+pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

@@ -17,7 +17,9 @@ use crate::{
 
 /// Default lifetime of a support token, and the most an operator may ask for.
 const DEFAULT_TTL_SECS: u64 = 900;
-const MAX_TTL_SECS: u64 = 3600;
+pub const MAX_TTL_SECS: u64 = 3600;
+/// Most characters in the reason written to the audit log.
+pub const REASON_MAX: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct SupportRequest {
@@ -48,7 +50,7 @@ pub async fn support_session(
         ));
     }
     let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
+    if reason.is_empty() || reason.chars().count() > REASON_MAX {
         return Err(Error::field("reason", "must be 1 to 500 characters"));
     }
     let email = Email::parse(&request.email).map_err(|m| Error::field("email", m))?;

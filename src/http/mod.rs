@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod extract;
+mod fields;
 mod front;
 mod observe;
 mod openapi;
@@ -71,6 +72,10 @@ fn documented(
 ) -> Router<AppState> {
     let (routes, mut api) = router.split_for_parts();
     openapi::add_shared_errors(&mut api, listener);
+    if listener == openapi::Listener::Admin {
+        let servers: Vec<&str> = state.servers.names().collect();
+        openapi::complete_create_tenant(&mut api, &state.plans.names(), &servers);
+    }
     let document = Arc::new(
         api.to_pretty_json()
             .expect("the OpenAPI document serialises"),

@@ -4,6 +4,7 @@
 use utoipa::{
     openapi::{
         path::{Operation, ParameterIn},
+        schema::Schema,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         ContentBuilder, Ref, RefOr, ResponseBuilder,
     },
@@ -46,6 +47,39 @@ impl Modify for BearerAuth {
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
+}
+
+/// Completes the admin document's `CreateTenant` with what its derive cannot say: the values
+/// `plan` and `server` may take (the plans and servers this router was started with: they come
+/// from the configuration, not the code), and that the owner's email and password come together
+/// (`dependentRequired`, JSON Schema 2020-12).
+pub fn complete_create_tenant(
+    api: &mut utoipa::openapi::OpenApi,
+    plans: &[&str],
+    servers: &[&str],
+) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(create))) = components.schemas.get_mut("CreateTenant") else {
+        return;
+    };
+    for (field, names) in [("plan", plans), ("server", servers)] {
+        if let Some(RefOr::T(Schema::Object(property))) = create.properties.get_mut(field) {
+            let mut values: Vec<serde_json::Value> = names.iter().map(|&n| n.into()).collect();
+            // `null` too, as the field is nullable: an enum lists every value allowed.
+            values.push(serde_json::Value::Null);
+            property.enum_values = Some(values);
+        }
+    }
+    let together = serde_json::json!({
+        "owner_email": ["owner_password"],
+        "owner_password": ["owner_email"],
+    });
+    create
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("dependentRequired".into(), together);
 }
 
 /// Which listener a document describes: the errors every operation may answer differ.

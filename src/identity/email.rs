@@ -9,17 +9,21 @@ use serde::Serialize;
 pub struct Email(String);
 
 impl Email {
+    /// Most characters in an address, and in the part before `@`.
+    pub const MAX_LEN: usize = 254;
+    pub const MAX_LOCAL_LEN: usize = 64;
+
     /// Emails are compared case-insensitively after trimming, so they are stored that way.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let email = raw.trim().to_lowercase();
-        if email.is_empty() || email.chars().count() > 254 {
+        if email.is_empty() || email.chars().count() > Self::MAX_LEN {
             return Err("must be an email address of at most 254 characters");
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err("must be an email address like name@example.com");
         };
         let well_formed = !local.is_empty()
-            && local.chars().count() <= 64
+            && local.chars().count() <= Self::MAX_LOCAL_LEN
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')

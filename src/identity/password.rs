@@ -21,9 +21,12 @@ use crate::{
 };
 
 /// Length rule of the API contract: 8 to 1,024 characters.
+pub const PASSWORD_MIN_LEN: usize = 8;
+pub const PASSWORD_MAX_LEN: usize = 1024;
+
 pub fn validate_password(password: &str) -> Result<()> {
     let len = password.chars().count();
-    if !(8..=1024).contains(&len) {
+    if !(PASSWORD_MIN_LEN..=PASSWORD_MAX_LEN).contains(&len) {
         return Err(Error::field("password", "must be 8 to 1024 characters"));
     }
     Ok(())

@@ -28,11 +28,14 @@ pub struct NewUser<'a> {
     pub role: Role,
 }
 
+/// Most characters in a name (of a user, project, token or tenant).
+pub const NAME_MAX: usize = 200;
+
 /// Names are 1 to 200 characters after trimming.
 pub fn validate_name(field: &str, name: &str) -> Result<String> {
     let name = name.trim();
     let len = name.chars().count();
-    if !(1..=200).contains(&len) {
+    if !(1..=NAME_MAX).contains(&len) {
         return Err(Error::field(field, "must be 1 to 200 characters"));
     }
     Ok(name.to_owned())

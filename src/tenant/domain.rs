@@ -9,11 +9,15 @@ use serde::Serialize;
 pub struct Domain(String);
 
 impl Domain {
+    /// Most characters in a domain name, and in one of its labels.
+    pub const MAX_LEN: usize = 253;
+    pub const MAX_LABEL_LEN: usize = 63;
+
     /// Parses a domain, lower-cased and without a trailing dot. A domain under `base_domain` is
     /// refused: those hosts belong to the subdomain strategy, so they could never resolve here.
     pub fn parse(raw: &str, base_domain: &str) -> Result<Self, &'static str> {
         let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-        if name.is_empty() || name.len() > 253 {
+        if name.is_empty() || name.len() > Self::MAX_LEN {
             return Err("must be a domain name of 1 to 253 characters");
         }
         let labels: Vec<&str> = name.split('.').collect();
@@ -25,7 +29,7 @@ impl Domain {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if label.is_empty()
-                || label.len() > 63
+                || label.len() > Self::MAX_LABEL_LEN
                 || !ok_chars
                 || label.starts_with('-')
                 || label.ends_with('-')

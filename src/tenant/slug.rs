@@ -15,10 +15,14 @@ pub const RESERVED: &[&str] = &[
 pub struct Slug(String);
 
 impl Slug {
+    /// Fewest and most characters in a slug.
+    pub const MIN_LEN: usize = 3;
+    pub const MAX_LEN: usize = 63;
+
     /// Checks the shape only; see [`Slug::parse`] for the reserved list too.
     pub fn parse_shape(raw: &str) -> Result<Self, &'static str> {
         let len = raw.len();
-        if !(3..=63).contains(&len) {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err("must be 3 to 63 characters");
         }
         if !raw

@@ -14,6 +14,7 @@ mod jwt;
 mod lifecycle;
 mod members;
 mod openapi;
+mod openapi_bounds;
 mod operations;
 mod operators;
 mod pools;

@@ -1,6 +1,7 @@
 //! `/admin/v1/migrations`: start a fan-out (it runs in the background), see where the fleet
 //! stands, and look up a run.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,9 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartMigration {
-    /// Tenant databases migrated at once, 1 to 64 (default 4).
+    /// Batches of tenants migrated at once on each server, 1 to 64; absent or null: 4.
+    #[schema(minimum = 1, maximum = 64)]
     concurrency: Option<usize>,
-    /// A target group of slugs (a canary); every tenant when absent.
+    /// A target group of slugs (a canary); absent or null: every tenant.
+    #[schema(schema_with = fields::optional_slugs)]
     tenants: Option<Vec<String>>,
 }
 

@@ -1,5 +1,6 @@
 //! `POST /admin/v1/tenants/{slug}/support-sessions` and `GET .../stats`.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -21,10 +22,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateSupportSession {
+    /// The user's email in this tenant.
+    #[schema(schema_with = fields::email)]
     email: String,
-    /// Written to the tenant's audit log.
+    #[schema(schema_with = fields::reason)]
     reason: String,
-    /// Lifetime in seconds, at most 3600 (default 900).
+    /// Lifetime in seconds, 1 to 3600; absent or null: 900.
+    #[schema(minimum = 1, maximum = 3600)]
     ttl_secs: Option<u64>,
 }
 

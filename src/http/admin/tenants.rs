@@ -1,5 +1,6 @@
 //! `/admin/v1/tenants`: provision, list, show, suspend, resume, domains, delete.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -29,13 +30,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
+    #[schema(schema_with = fields::slug)]
     slug: String,
+    /// Absent or null: the slug.
+    #[schema(schema_with = fields::optional_name)]
     name: Option<String>,
+    /// A plan of this server (`tenant_templates/<plan>`); absent: the default plan.
     plan: Option<String>,
+    /// A server of this configuration (`[servers.<name>]`); absent: the one with the fewest tenants.
     server: Option<String>,
+    /// The first user, an `owner`; given with `owner_password` or not at all.
+    #[schema(schema_with = fields::optional_email)]
     owner_email: Option<String>,
+    #[schema(schema_with = fields::optional_password)]
     owner_password: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = fields::domains)]
     domains: Vec<String>,
 }
 
@@ -82,6 +92,7 @@ async fn create_tenant(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only tenants with this status.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
     /// Items per page, 1 to 100 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -160,6 +171,7 @@ async fn resume_tenant(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddDomain {
+    #[schema(schema_with = fields::domain)]
     domain: String,
 }
 

@@ -1,6 +1,7 @@
 //! API tokens: members create their own (shown once), admins see and revoke everyone's,
 //! and a token can introspect itself.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,10 +30,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateApiToken {
+    #[schema(schema_with = fields::name)]
     name: String,
-    /// Any of `projects:read`, `projects:write`, `members:read`, `members:write`.
+    /// At least one of `projects:read`, `projects:write`, `members:read`, `members:write` (read
+    /// as text, so another value is a `422` that names the field).
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     scopes: Vec<String>,
-    /// 1 to 3650; without it the token does not expire.
+    /// 1 to 3650; absent or null: the token does not expire.
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
 }
 
@@ -74,7 +79,7 @@ async fn create_api_token(
     scopes.dedup();
     let days = match body.expires_in_days {
         None => None,
-        Some(days @ 1..=3650) => Some(days as u32),
+        Some(days @ 1..=fields::API_TOKEN_MAX_DAYS) => Some(days as u32),
         Some(_) => return Err(Error::field("expires_in_days", "must be from 1 to 3650")),
     };
     let (token, raw) = state

@@ -1,5 +1,6 @@
 //! Sign-up, login, refresh and logout, all inside the resolved tenant's own database.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,15 +26,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupBody {
+    #[schema(schema_with = fields::email)]
     email: String,
+    #[schema(schema_with = fields::password)]
     password: String,
+    /// Absent or null: the part of the email before `@`.
+    #[schema(schema_with = fields::optional_name)]
     name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    #[schema(schema_with = fields::login_email)]
     email: String,
+    #[schema(schema_with = fields::login_password)]
     password: String,
 }
 

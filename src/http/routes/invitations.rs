@@ -1,6 +1,7 @@
 //! Invitations: admins invite an email with a role; the invitee accepts with the token and
 //! becomes a user of this tenant only.
 
+use crate::http::fields;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateInvitation {
+    #[schema(schema_with = fields::email)]
     email: String,
     /// Read as text, so another value is a `422` that names the field.
     #[schema(value_type = Role)]
@@ -88,7 +90,10 @@ async fn create_invitation(
 #[serde(deny_unknown_fields)]
 struct AcceptInvitation {
     token: String,
+    #[schema(schema_with = fields::password)]
     password: String,
+    /// Absent or null: the part of the invited email before `@`.
+    #[schema(schema_with = fields::optional_name)]
     name: Option<String>,
 }
 

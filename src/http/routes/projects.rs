@@ -1,6 +1,7 @@
 //! Projects: the tenant's own data. Viewers read, members create, owners of a project or
 //! admins edit, admins delete. An id from another tenant is simply not in this database: 404.
 
+use crate::http::fields;
 use crate::sql::{self, Row, TenantConn};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -43,7 +44,9 @@ struct Project {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateProject {
+    #[schema(schema_with = fields::name)]
     name: String,
+    #[schema(schema_with = fields::description)]
     description: Option<String>,
 }
 
@@ -51,11 +54,12 @@ struct CreateProject {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProject {
+    /// Not null: a project always has a name.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = fields::name)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = fields::description)]
     description: Option<Option<String>>,
 }
 
@@ -67,7 +71,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 fn validate_description(description: Option<String>) -> Result<Option<String>> {
     match description {
-        Some(text) if text.chars().count() > 2000 => Err(Error::field(
+        Some(text) if text.chars().count() > fields::DESCRIPTION_MAX => Err(Error::field(
             "description",
             "must be at most 2000 characters",
         )),
