@@ -6,7 +6,7 @@
 //!                 -> registry     slug -> tenant, moka-cached           (registry/)
 //!                 -> pool         that tenant's own pool, single-flight (pool/)
 //!                 -> sql          statements on its connection          (sql/)
-//!                 -> identity     bearer token checked in that tenant   (identity/, http/extract.rs)
+//!                 -> identity     bearer token checked in that tenant   (identity/, http/current_user.rs)
 //!                 -> handler      routes/<resource>.rs                  (http/)
 //!
 //! control path  CLI (cli/) / admin API (http/admin/)

@@ -3,6 +3,7 @@
 //! status, limits, pool) -> `routes` -> `extract` (the user, the tenant's connection).
 
 mod admin;
+mod current_user;
 pub mod extract;
 mod fields;
 mod front;
@@ -12,10 +13,13 @@ mod pagination;
 mod routes;
 mod serve;
 mod tenant;
+mod tenant_db;
 mod unread;
 
+pub use current_user::{bearer, Credential, CurrentUser};
 pub use front::Front;
 pub use serve::{start, RunningServer};
+pub use tenant_db::TenantDb;
 
 use std::sync::Arc;
 

@@ -9,11 +9,11 @@ use axum::{
 
 use crate::{
     error::{Error, Result},
-    http::extract::TenantDb,
+    http::TenantDb,
     limits::Admission,
     resolve::{self, RequestFacts},
     state::AppState,
-    tenant::{Slug, Status, TenantRecord},
+    tenant::Slug,
 };
 
 /// Paths served without a tenant.
@@ -75,7 +75,7 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     // Every later log line of this request carries the tenant.
     tracing::Span::current().record("tenant", tenant.slug.as_str());
 
-    ensure_serving(&tenant)?;
+    tenant.status.ensure_serving()?;
     let plan = state.plans.get(&tenant.plan).map(|plan| &plan.settings);
     let admission = state
         .limits
@@ -91,18 +91,6 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
     let db = TenantDb::new(state.clone(), tenant, pool);
     request.extensions_mut().insert(db.clone());
     Ok((admission, db))
-}
-
-/// Only an active tenant is served; each other status has its own answer.
-pub(crate) fn ensure_serving(tenant: &TenantRecord) -> Result<()> {
-    match tenant.status {
-        Status::Active => Ok(()),
-        Status::Suspended => Err(Error::TenantSuspended),
-        Status::Deleting => Err(Error::TenantNotFound),
-        Status::Provisioning | Status::Migrating | Status::MigrationFailed => {
-            Err(Error::TenantUnavailable { retry_after: 30 })
-        }
-    }
 }
 
 /// The same URI with `path` in place of `/t/<slug>/...`, query kept.

@@ -11,7 +11,7 @@
 //! over HTTP.
 //!
 //! Skipping the ping is safe because the request path hands a connection back only from a
-//! request that ran to completion (see `http::extract::TenantDb`): one cut off mid-statement or
+//! request that ran to completion (see `http::TenantDb`): one cut off mid-statement or
 //! mid-transaction is closed instead. (The control path's few uses run single statements
 //! outside transactions. A SQLite statement runs to its end within one poll, so none is ever
 //! cut off half-way, and a transaction dropped unfinished rolls back at once.) Server

@@ -25,6 +25,19 @@ impl Status {
         Status::Deleting,
     ];
 
+    /// Only an active tenant is served; each other status has its own answer.
+    pub fn ensure_serving(self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        match self {
+            Status::Active => Ok(()),
+            Status::Suspended => Err(Error::TenantSuspended),
+            Status::Deleting => Err(Error::TenantNotFound),
+            Status::Provisioning | Status::Migrating | Status::MigrationFailed => {
+                Err(Error::TenantUnavailable { retry_after: 30 })
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Provisioning => "provisioning",

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{error::Error, http::extract::bearer, state::AppState, tenant::Slug};
+use crate::{error::Error, http::bearer, state::AppState, tenant::Slug};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

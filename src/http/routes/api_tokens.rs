@@ -13,8 +13,9 @@ use crate::{
     audit, clock,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{Credential, CurrentUser, Json, Path, Query, TenantDb},
+        extract::{Json, Path, Query},
         pagination::{Page, PageQuery},
+        Credential, CurrentUser, TenantDb,
     },
     identity::{validate_name, ApiToken, Role, Scope},
     state::AppState,

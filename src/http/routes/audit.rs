@@ -6,8 +6,9 @@ use crate::{
     audit::{self, AuditEntry},
     error::{ErrorBody, Result},
     http::{
-        extract::{CurrentUser, Json, Query, TenantDb},
+        extract::{Json, Query},
         pagination::{Page, PageQuery},
+        CurrentUser, TenantDb,
     },
     identity::Role,
     state::AppState,

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     audit::{self, Actor},
     error::{Error, ErrorBody, Result},
-    http::extract::{Json, TenantDb},
+    http::{extract::Json, TenantDb},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     state::AppState,
 };

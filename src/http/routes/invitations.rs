@@ -12,7 +12,7 @@ use super::auth::{start_session, TokenResponse};
 use crate::{
     audit::{self, Actor},
     error::{Error, ErrorBody, Result},
-    http::extract::{CurrentUser, Json, TenantDb},
+    http::{extract::Json, CurrentUser, TenantDb},
     identity::{validate_name, validate_password, Email, Invitation, Role, User},
     state::AppState,
 };

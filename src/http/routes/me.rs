@@ -6,7 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     error::{ErrorBody, Result},
-    http::extract::{CurrentUser, Json, TenantDb},
+    http::{extract::Json, CurrentUser, TenantDb},
     identity::Role,
     state::AppState,
 };

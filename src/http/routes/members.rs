@@ -11,8 +11,9 @@ use crate::{
     audit,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{CurrentUser, Json, Path, Query, TenantDb},
+        extract::{Json, Path, Query},
         pagination::{Page, PageQuery},
+        CurrentUser, TenantDb,
     },
     identity::{Role, Scope, User},
     state::AppState,

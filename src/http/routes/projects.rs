@@ -12,8 +12,9 @@ use crate::{
     clock,
     error::{Error, ErrorBody, Result},
     http::{
-        extract::{CurrentUser, Json, Path, Query, TenantDb},
+        extract::{Json, Path, Query},
         pagination::{Page, PageQuery},
+        CurrentUser, TenantDb,
     },
     identity::{validate_name, Role, Scope},
     state::AppState,
