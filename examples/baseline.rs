@@ -28,7 +28,10 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use silo::pool::{PooledConnection, TenantPool};
+use silo::{
+    backend::ConnectTarget,
+    pool::{PooledConnection, TenantPool},
+};
 use sqlx::{pool::PoolConnection, Any, AnyPool, Row};
 
 /// A minimal axum app serving one tenant's projects with silo's query and token check.
@@ -68,7 +71,7 @@ enum Conn {
 }
 
 impl Pool {
-    async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+    async fn acquire(&self) -> anyhow::Result<Conn> {
         Ok(match self {
             Pool::Sqlx(pool) => Conn::Sqlx(pool.acquire().await?),
             Pool::Silo(pool) => Conn::Silo(pool.acquire().await?),
@@ -222,7 +225,7 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
         return Err(unauthorized());
     }
     // One connection for the request's two queries, as silo takes one per request.
-    let mut conn = app.pool.acquire().await.map_err(|e| internal(e.into()))?;
+    let mut conn = app.pool.acquire().await.map_err(internal)?;
     // silo checks the user in the tenant database on every request; so does the baseline.
     let role = conn
         .user_role(&claims.sub)
@@ -270,7 +273,9 @@ async fn open_pool(args: &Args) -> anyhow::Result<Pool> {
     };
     Ok(match args.pool {
         PoolKind::Sqlx => Pool::Sqlx(silo::database::open(&url, shape).await?),
-        PoolKind::Silo => Pool::Silo(TenantPool::open(&url, shape).await?),
+        PoolKind::Silo => {
+            Pool::Silo(TenantPool::open(ConnectTarget::File(args.db.clone()), shape).await?)
+        }
     })
 }
 

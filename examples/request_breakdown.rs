@@ -19,6 +19,7 @@ use clap::Parser;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use silo::{
+    backend::ConnectTarget,
     control::{self, IfExists, Owner, ProvisionRequest},
     database::PoolShape,
     identity::User,
@@ -524,7 +525,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut spread = Vec::with_capacity(args.spread);
     for _ in 0..args.spread.max(1) {
-        spread.push(TenantPool::open(&silo::database::sqlite_url(&file, false), one_each).await?);
+        spread.push(TenantPool::open(ConnectTarget::File(file.clone()), one_each).await?);
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let spread_us = time(&args, || async {

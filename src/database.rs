@@ -88,3 +88,31 @@ pub async fn open(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error> {
         .connect_with(connect_options(url)?)
         .await
 }
+
+/// For tests that need PostgreSQL: how to reach it (`SILO_TEST_POSTGRES_URL`, default the local
+/// one), after checking that it answers. `None`, with the reason printed, when it does not;
+/// a panic instead where `SILO_REQUIRE_POSTGRES=1` (CI), so its absence fails there.
+#[cfg(test)]
+pub async fn postgres_for_tests() -> Option<AnyConnectOptions> {
+    let url = std::env::var("SILO_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let options = match connect_options(&url) {
+        Ok(options) => options,
+        Err(error) => panic!("SILO_TEST_POSTGRES_URL: {error}"),
+    };
+    let connected = tokio::time::timeout(Duration::from_secs(5), options.connect()).await;
+    let reason = match connected {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+            return Some(options);
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "timed out".into(),
+    };
+    assert!(
+        std::env::var("SILO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+        "PostgreSQL is required here but unreachable at {url}: {reason}"
+    );
+    eprintln!("skipped: no PostgreSQL at {url} ({reason})");
+    None
+}

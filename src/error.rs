@@ -176,6 +176,21 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<crate::pool::PoolError> for Error {
+    /// A pool that gives no connection is a passing condition of that tenant (`503
+    /// tenant_unavailable`), but for a database that cannot serve at all, a fault (`500`).
+    fn from(error: crate::pool::PoolError) -> Self {
+        use crate::pool::PoolError;
+        match error {
+            PoolError::Broken(cause) => Error::Internal(cause.context("a tenant pool")),
+            passing => {
+                tracing::warn!(error = %anyhow::Error::from(passing), "database unavailable");
+                Error::TenantUnavailable { retry_after: 5 }
+            }
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     /// A SQLite tenant database held by another process past the busy wait is as passing as a
     /// busy pool: `503 tenant_unavailable`. Anything else is a bug: `500`.

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod audit;
+pub mod backend;
 pub mod background;
 pub mod clock;
 pub mod config;

@@ -7,13 +7,14 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::{
+    backend::Servers,
     background::Background,
     config::Settings,
     database::PoolShape,
     identity::{AccessTokens, ApiTokens, PasswordHasher, RefreshTokens},
     limits::TenantLimits,
     plans::Plans,
-    pool::{Budgets, PoolPolicy, Servers, TenantPools},
+    pool::{Budgets, PoolPolicy, TenantPools},
     registry::{Registry, RegistryStore},
     resolve::Resolver,
     schema::TenantSchema,

@@ -74,7 +74,7 @@ impl Settings {
             ));
         }
         for (name, server) in &self.servers {
-            crate::pool::Server::parse(name, server)
+            crate::backend::Server::parse(name, server)
                 .map_err(|message| ConfigError::new(format!("servers.{name}.url"), message))?;
         }
         positive(

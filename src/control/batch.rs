@@ -9,9 +9,9 @@
 use super::{
     fanout::TenantOutcome,
     migrate::{migrate_tenants, StopAfter},
-    storage,
 };
 use crate::{
+    backend::Server,
     error::{Error, Result},
     pool::Reservation,
     registry::MigrationEnd,
@@ -138,9 +138,9 @@ fn would_do(tenant: &TenantRecord, target: i64) -> TenantOutcome {
 async fn room_on_server<'a>(
     state: &'a AppState,
     tenants: &[TenantRecord],
-) -> Result<(&'a crate::pool::Server, Reservation)> {
+) -> Result<(&'a Server, Reservation)> {
     let first = &tenants[0];
-    let server = storage::server(state, first)?;
+    let server = state.servers.of(first)?;
     loop {
         match state.pools.reserve_connection(first).await {
             Err(Error::TenantUnavailable { .. }) => continue,

@@ -3,7 +3,6 @@
 
 use serde_json::json;
 
-use super::storage;
 use crate::{
     audit::{self, Actor},
     error::{Error, Result},
@@ -131,13 +130,14 @@ pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result
 /// client gave up, say) is waited out with `409`, never raced.
 pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
     let tenant = find(state, slug).await?;
-    let _building = storage::lock_build(state, &tenant)?;
+    let server = state.servers.of(&tenant)?;
+    let _building = server.lock_build(&tenant)?;
     state
         .registry
         .set_status(&tenant, Status::Deleting, None)
         .await?;
     state.pools.evict(tenant.id).await;
-    storage::forget_tenant(state, &tenant).await?;
+    server.forget_tenant(&tenant).await?;
     state.registry.delete(&tenant).await?;
     tracing::info!(tenant = %tenant.slug, id = %tenant.id, "tenant deleted");
     Ok(())

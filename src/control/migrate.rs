@@ -23,8 +23,8 @@ use anyhow::{bail, Context};
 use rusqlite::{config::DbConfig, OpenFlags, TransactionBehavior};
 
 use crate::{
+    backend::Server,
     error::{Error, Result},
-    pool::Server,
     schema::TenantSchema,
     tenant::TenantRecord,
 };
@@ -49,10 +49,8 @@ pub async fn migrate_tenant(
     tenant: &TenantRecord,
     schema: &Arc<TenantSchema>,
 ) -> Result<i64> {
-    let Server::Sqlite { dir } = server;
-    let file = server
-        .sqlite_file(dir, &tenant.database)
-        .map_err(anyhow::Error::msg)?;
+    let Server::Sqlite(sqlite) = server;
+    let file = sqlite.file(&tenant.database)?;
     migrate_file(file, false, schema.clone())
         .await
         .with_context(|| format!("migrating the database of {}", tenant.slug))
@@ -94,10 +92,10 @@ pub async fn migrate_tenants(
     schema: &Arc<TenantSchema>,
     stop: &StopAfter,
 ) -> Vec<Option<Result<i64>>> {
-    let Server::Sqlite { dir } = server;
-    let files: Vec<(String, Result<PathBuf, String>)> = tenants
+    let Server::Sqlite(sqlite) = server;
+    let files: Vec<(String, Result<PathBuf>)> = tenants
         .iter()
-        .map(|t| (t.slug.to_string(), server.sqlite_file(dir, &t.database)))
+        .map(|t| (t.slug.to_string(), sqlite.file(&t.database)))
         .collect();
     let (schema, stop) = (schema.clone(), stop.clone());
     let migrated = tokio::task::spawn_blocking(move || {
@@ -108,7 +106,7 @@ pub async fn migrate_tenants(
                     return None;
                 }
                 let result = file
-                    .map_err(anyhow::Error::msg)
+                    .map_err(anyhow::Error::from)
                     .and_then(|file| migrate_sqlite(&file, false, &schema))
                     .with_context(|| format!("migrating the database of {slug}"));
                 if result.is_err() {
@@ -148,7 +146,7 @@ fn migrate_sqlite(path: &Path, create: bool, schema: &TenantSchema) -> anyhow::R
     let mut conn = rusqlite::Connection::open_with_flags(path, flags)
         .with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(LOCK_WAIT)?;
-    crate::database::prepare_sqlite(&conn)?;
+    crate::backend::prepare_sqlite(&conn)?;
     // The commit is made durable (FULL: the WAL is synced) before the registry records the new
     // version, and the file is not checkpointed when this connection closes: the tenant's own
     // connections do that on their next use. Measured: one sync a tenant instead of four, about

@@ -8,7 +8,6 @@ mod migrate;
 mod placement;
 mod provision;
 mod stats;
-mod storage;
 mod support;
 
 pub use fanout::{
@@ -16,7 +15,7 @@ pub use fanout::{
     FanoutReport, MigrationStatus, PlannedRun, TenantOutcome,
 };
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
-pub use migrate::migrate_tenant;
+pub use migrate::{migrate_file, migrate_tenant};
 pub use provision::{provision, IfExists, Owner, ProvisionRequest};
 pub use stats::{stats, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use sqlx::{AnyPool, Executor};
 
-use super::{placement, storage};
+use super::placement;
 use crate::{
     error::{Error, Result},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
@@ -85,6 +85,11 @@ pub async fn provision(
         None => {
             let server = placement::choose_server(state, valid.server.as_deref()).await?;
             let id = TenantId::new();
+            let database = state
+                .servers
+                .get(&server)
+                .ok_or_else(|| Error::field("server", format!("unknown server {server:?}")))?
+                .database_name(id);
             let record = state
                 .registry
                 .insert(&NewTenant {
@@ -93,7 +98,7 @@ pub async fn provision(
                     name: valid.name.clone(),
                     plan: valid.plan.name.clone(),
                     server,
-                    database: format!("{id}.db"),
+                    database,
                     domains: valid.domains.clone(),
                 })
                 .await?;
@@ -105,7 +110,11 @@ pub async fn provision(
     // A lock that cannot be taken for another reason (its directory cannot be made, say) is a
     // failure to record on a row this run just made; on an older row another run may be
     // writing, so the error only goes back.
-    let lock = match storage::lock_build(state, &record) {
+    let lock = match state
+        .servers
+        .of(&record)
+        .and_then(|s| s.lock_build(&record))
+    {
         Ok(lock) => lock,
         Err(error @ Error::Internal(_)) if inserted => return failed(state, &record, error).await,
         Err(error) => return Err(error),
@@ -215,10 +224,11 @@ fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
 /// again, so no half-built database stays behind; the re-run that finishes the tenant builds it
 /// anew from the template. A database this run did not create (an earlier run's) is left alone.
 async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
-    let created = storage::create_database(state, record).await?;
+    let server = state.servers.of(record)?;
+    let created = server.create_database(record, &state.schema).await?;
     let result = fill(state, record, valid).await;
     if result.is_err() && created {
-        if let Err(error) = storage::drop_database(state, record).await {
+        if let Err(error) = server.drop_database(record).await {
             tracing::warn!(error = %error, "could not remove the half-built database");
         }
     }
@@ -227,9 +237,9 @@ async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result
 
 /// Schema, seed and owner, on a database that exists.
 async fn fill(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
-    let server = storage::server(state, record)?;
+    let server = state.servers.of(record)?;
     let version = super::migrate_tenant(server, record, &state.schema).await?;
-    let pool = storage::connect(state, record).await?;
+    let pool = server.connect_control(record).await?;
     let result = async {
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{lifecycle, storage};
+use super::lifecycle;
 use crate::{
     error::{Error, Result},
     state::AppState,
@@ -20,7 +20,8 @@ pub struct TenantStats {
 pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     let tenant = lifecycle::find(state, slug).await?;
     let open_connections = state.pools.open_connections(tenant.id).await;
-    let pool = storage::connect(state, &tenant).await.map_err(|error| {
+    let server = state.servers.of(&tenant)?;
+    let pool = server.connect_control(&tenant).await.map_err(|error| {
         tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");
         Error::TenantUnavailable { retry_after: 5 }
     })?;
@@ -36,7 +37,7 @@ pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     .await;
     pool.close().await;
     let (users, projects) = counts?;
-    let database_bytes = storage::database_bytes(state, &tenant).await?;
+    let database_bytes = server.database_bytes(&tenant).await?;
     Ok(TenantStats {
         users,
         projects,

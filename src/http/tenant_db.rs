@@ -11,7 +11,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::{
     error::Error,
-    pool::{PooledConnection, TenantPool},
+    pool::{PoolError, PooledConnection, TenantPool},
     sql::TenantConn,
     state::AppState,
     tenant::TenantRecord,
@@ -87,7 +87,7 @@ impl TenantDb {
             // it made room in the server's connection budget, or the tenant changed). Open it
             // again only if the registry still serves this very tenant: a tenant deleted or
             // suspended meanwhile gets the answer `http::tenant` would now give.
-            Err(sqlx::Error::PoolClosed) => {
+            Err(PoolError::Closed) => {
                 let state = &self.request.state;
                 let current = state
                     .registry
@@ -132,7 +132,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        database::{self, PoolShape},
+        backend::ConnectTarget,
+        database::PoolShape,
         tenant::{Slug, Status, TenantId},
     };
 
@@ -165,13 +166,14 @@ mod tests {
         // An empty file is an empty SQLite database; tenant pools never create their file.
         let file = dir.path().join("acme.db");
         std::fs::File::create(&file).unwrap();
-        let url = database::sqlite_url(&file, false);
         let shape = PoolShape {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             idle_timeout: None,
         };
-        let pool = TenantPool::open(&url, shape).await.unwrap();
+        let pool = TenantPool::open(ConnectTarget::File(file), shape)
+            .await
+            .unwrap();
         let request = || TenantDb::new(state.clone(), tenant(), pool.clone());
 
         // Ended well: the next request gets the same connection (its temporary table shows it).

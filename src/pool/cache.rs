@@ -19,6 +19,7 @@ use moka::{
 };
 
 use crate::{
+    backend::{Server, Servers},
     database::PoolShape,
     error::{Error, Result},
     registry::Registry,
@@ -29,7 +30,7 @@ use crate::{
 
 use super::{
     budget::{Budgets, Reservation},
-    Server, Servers, TenantPool,
+    TenantPool,
 };
 
 /// How often a cold tenant waiting for room in a full budget looks again for a pool to close.
@@ -143,14 +144,8 @@ impl TenantPools {
     }
 
     async fn open(&self, tenant: &TenantRecord) -> Result<OpenPool> {
-        let server = self.servers.get(&tenant.server).ok_or_else(|| {
-            anyhow::anyhow!(
-                "tenant {} is on unknown server {:?}",
-                tenant.slug,
-                tenant.server
-            )
-        })?;
-        let url = server.tenant_url(tenant).map_err(|e| anyhow::anyhow!(e))?;
+        let server = self.servers.of(tenant)?;
+        let target = server.connect_target(tenant)?;
         // Room first: once open, sqlx may open the pool's connections whenever it likes. A failed
         // open below drops the reservation, giving the room back.
         let reservation = self
@@ -158,9 +153,7 @@ impl TenantPools {
             .await?;
         // Within the reserved room: the migration's connection is one the pool has not opened.
         self.bring_schema_up_to_date(tenant, server).await?;
-        let pool = TenantPool::open(&url, self.policy.shape)
-            .await
-            .map_err(|e| anyhow::anyhow!("opening the database of {}: {e}", tenant.slug))?;
+        let pool = TenantPool::open(target, self.policy.shape).await?;
         tracing::debug!(tenant = %tenant.slug, "opened tenant pool");
         self.metrics.pool_opened();
         Ok(OpenPool {

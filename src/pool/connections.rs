@@ -21,7 +21,6 @@
 use std::{
     mem,
     ops::{Deref, DerefMut},
-    path::PathBuf,
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex, PoisonError,
@@ -29,29 +28,50 @@ use std::{
     time::Instant,
 };
 
-use sqlx::{any::AnyConnectOptions, sqlite::SqliteConnectOptions, AnyConnection, ConnectOptions};
+use sqlx::{AnyConnection, ConnectOptions};
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 use crate::{
+    backend::ConnectTarget,
     database::{self, PoolShape},
     sql::{Executor, Target, TenantConn},
 };
+
+/// Why a tenant pool gave no connection. Each is a passing condition of that one tenant but
+/// [`PoolError::Broken`], which is a fault (a file that is not a database, say).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The pool closed (it was idle, made room in its server's budget, or the tenant changed):
+    /// the tenant's current pool may serve.
+    #[error("the tenant's pool is closed")]
+    Closed,
+    /// No connection came free, or none could be opened, within the acquire timeout.
+    #[error("no connection to the tenant database within the acquire timeout")]
+    TimedOut,
+    /// A SQLite file another process held past the busy wait.
+    #[error("the tenant database is locked by another process")]
+    Busy(#[source] rusqlite::Error),
+    /// The database server could not be reached, or refused the connection.
+    #[error("the tenant database server is unreachable")]
+    Unreachable(#[source] sqlx::Error),
+    /// The database was reached but cannot serve: a fault to look into.
+    #[error("the tenant database cannot be opened")]
+    Broken(#[source] anyhow::Error),
+}
 
 /// A tenant's pool. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct TenantPool(Arc<Inner>);
 
 struct Inner {
-    /// How sqlx connects; also used for the control path's own connections (migrations).
-    options: AnyConnectOptions,
-    /// The file of a SQLite tenant, opened through rusqlite; none for a server database.
-    file: Option<PathBuf>,
+    /// What each connection opens: a SQLite file through rusqlite, or a server through sqlx.
+    target: ConnectTarget,
     /// The queue a SQLite tenant's writers wait in (see `sql::LocalConn`), shared by the
     /// pool's connections.
     writer: Arc<tokio::sync::Mutex<()>>,
     shape: PoolShape,
     /// One permit per connection that may be checked out (`shape.max_connections`). Closed
-    /// when the pool closes, which wakes every waiter with `PoolClosed`.
+    /// when the pool closes, which wakes every waiter with `PoolError::Closed`.
     permits: Semaphore,
     /// Idle connections, the most recently returned last. `closed` is set under this lock, so
     /// no connection is pushed here after the pool has drained it.
@@ -92,22 +112,11 @@ pub struct PooledConnection {
 }
 
 impl TenantPool {
-    /// A pool for `url`, checked by opening one connection, so a bad URL fails here rather than
-    /// on first use. The connection stays, idle.
-    pub async fn open(url: &str, shape: PoolShape) -> Result<Self, sqlx::Error> {
-        let options = database::connect_options(url)?;
-        let file = if database::is_local_file(url) {
-            Some(
-                url.parse::<SqliteConnectOptions>()?
-                    .get_filename()
-                    .to_owned(),
-            )
-        } else {
-            None
-        };
+    /// A pool on `target`, checked by opening one connection, so a missing file or a server
+    /// that refuses fails here rather than on first use. The connection stays, idle.
+    pub async fn open(target: ConnectTarget, shape: PoolShape) -> Result<Self, PoolError> {
         let pool = Self(Arc::new(Inner {
-            options,
-            file,
+            target,
             writer: Arc::default(),
             shape,
             permits: Semaphore::new(shape.max_connections as usize),
@@ -119,24 +128,24 @@ impl TenantPool {
     }
 
     /// A connection: the most recently returned idle one, else a new one if the pool is not
-    /// full, else the first to come back. All within the acquire timeout (`PoolTimedOut`),
+    /// full, else the first to come back. All within the acquire timeout (`PoolError::TimedOut`),
     /// opening and pinging included, so an unreachable server is a quick 503, not a hang.
-    pub async fn acquire(&self) -> Result<PooledConnection, sqlx::Error> {
+    pub async fn acquire(&self) -> Result<PooledConnection, PoolError> {
         // The timer is armed only if the first poll does not finish: not on the usual path of a
         // free permit and an idle connection.
         tokio::time::timeout(self.0.shape.acquire_timeout, self.take())
             .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .unwrap_or(Err(PoolError::TimedOut))
     }
 
-    async fn take(&self) -> Result<PooledConnection, sqlx::Error> {
+    async fn take(&self) -> Result<PooledConnection, PoolError> {
         let inner = &self.0;
         match inner.permits.try_acquire() {
             Ok(permit) => permit.forget(),
-            Err(TryAcquireError::Closed) => return Err(sqlx::Error::PoolClosed),
+            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(TryAcquireError::NoPermits) => match inner.permits.acquire().await {
                 Ok(permit) => permit.forget(),
-                Err(_closed) => return Err(sqlx::Error::PoolClosed),
+                Err(_closed) => return Err(PoolError::Closed),
             },
         }
         // The permit is ours now; the guard gives it back on every path, errors included.
@@ -151,7 +160,7 @@ impl TenantPool {
             let (mut conn, fresh) = {
                 let mut idle = inner.lock_idle();
                 if idle.closed {
-                    return Err(sqlx::Error::PoolClosed);
+                    return Err(PoolError::Closed);
                 }
                 match idle.stack.pop() {
                     Some((conn, _since)) => (conn, false),
@@ -161,7 +170,9 @@ impl TenantPool {
             if fresh {
                 // On failure or cancellation `conn` is dropped, which uncounts it.
                 conn.open(inner).await?;
-            } else if inner.file.is_none() && conn.raw_mut().ping().await.is_err() {
+            } else if matches!(inner.target, ConnectTarget::Server(_))
+                && conn.raw_mut().ping().await.is_err()
+            {
                 // A server database whose idle connection the network dropped: try the next.
                 continue;
             }
@@ -212,7 +223,7 @@ impl TenantPool {
         }
     }
 
-    /// Refuses new checkouts (`PoolClosed`, also to those waiting), closes the idle
+    /// Refuses new checkouts (`PoolError::Closed`, also to those waiting), closes the idle
     /// connections, and returns once every checked-out one has come back and closed too.
     pub async fn close(&self) {
         let inner = &self.0;
@@ -238,10 +249,12 @@ impl TenantPool {
 }
 
 impl Inner {
-    /// A new sqlx connection with the settings every connection gets.
-    async fn connect(&self) -> Result<AnyConnection, sqlx::Error> {
-        let mut conn = self.options.connect().await?;
-        database::prepare_connection(&mut conn).await?;
+    /// A new sqlx connection to a server with the settings every connection gets.
+    async fn connect(options: &sqlx::any::AnyConnectOptions) -> Result<AnyConnection, PoolError> {
+        let mut conn = options.connect().await.map_err(PoolError::Unreachable)?;
+        database::prepare_connection(&mut conn)
+            .await
+            .map_err(|e| PoolError::Broken(e.into()))?;
         Ok(conn)
     }
 
@@ -260,18 +273,20 @@ impl Conn {
         }
     }
 
-    async fn open(&mut self, pool: &Inner) -> Result<(), sqlx::Error> {
-        self.raw = Some(match &pool.file {
+    async fn open(&mut self, pool: &Inner) -> Result<(), PoolError> {
+        self.raw = Some(match &pool.target {
             // A file another process holds too long is an unavailable tenant (503), as a server
             // that cannot be reached is; one that cannot be opened or is not a database is a
             // fault (500).
-            Some(file) => TenantConn::open_local(file, pool.writer.clone())
+            ConnectTarget::File(file) => TenantConn::open_local(file, pool.writer.clone())
                 .await
                 .map_err(|e| match crate::sql::is_busy(&e) {
-                    true => sqlx::Error::Io(std::io::Error::other(e)),
-                    false => sqlx::Error::AnyDriverError(Box::new(e)),
+                    true => PoolError::Busy(e),
+                    false => PoolError::Broken(
+                        anyhow::Error::new(e).context(format!("opening {}", file.display())),
+                    ),
                 })?,
-            None => TenantConn::Server(pool.connect().await?),
+            ConnectTarget::Server(options) => TenantConn::Server(Inner::connect(options).await?),
         });
         Ok(())
     }
@@ -390,8 +405,7 @@ mod tests {
         // An empty file is an empty SQLite database; tenant pools never create their file.
         let file = dir.path().join("t.db");
         std::fs::File::create(&file).unwrap();
-        let url = database::sqlite_url(&file, false);
-        TenantPool::open(&url, shape(max_connections))
+        TenantPool::open(ConnectTarget::File(file), shape(max_connections))
             .await
             .unwrap()
     }
@@ -416,7 +430,7 @@ mod tests {
         assert_eq!(pool.size(), 2);
         assert_eq!(one(&mut first).await + one(&mut second).await, 2);
         let error = pool.acquire().await.err().expect("the pool is full");
-        assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
+        assert!(matches!(error, PoolError::TimedOut), "{error}");
 
         // Mark the second connection's session, so which one comes back is visible.
         for statement in [
@@ -500,10 +514,8 @@ mod tests {
             .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
             .unwrap();
         // The pool as `TenantPool::open` makes it, minus its first connection.
-        let url = database::sqlite_url(&file, false);
         let pool = TenantPool(Arc::new(Inner {
-            options: database::connect_options(&url).unwrap(),
-            file: Some(file.clone()),
+            target: ConnectTarget::File(file.clone()),
             writer: Arc::default(),
             shape: shape(2),
             permits: Semaphore::new(2),
@@ -571,7 +583,7 @@ mod tests {
         assert!(!closing.is_finished(), "a connection is still checked out");
         assert!(matches!(
             pool.acquire().await.err(),
-            Some(sqlx::Error::PoolClosed)
+            Some(PoolError::Closed)
         ));
         drop(held);
         tokio::time::timeout(Duration::from_secs(5), closing)
@@ -598,5 +610,36 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(pool.0.permits.available_permits(), 1);
+    }
+
+    async fn backend_pid(conn: &mut TenantConn) -> i64 {
+        sql::query("SELECT CAST(pg_backend_pid() AS BIGINT) AS pid")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+            .try_get("pid")
+            .unwrap()
+    }
+
+    /// A server database through sqlx, as PostgreSQL tenant databases are reached: a
+    /// connection handed back is pinged when taken again, and the pool's first connection stays.
+    #[tokio::test]
+    async fn a_pool_on_a_server_reuses_its_connection() {
+        let Some(options) = database::postgres_for_tests().await else {
+            return;
+        };
+        let pool = TenantPool::open(ConnectTarget::Server(options), shape(2))
+            .await
+            .unwrap();
+        assert_eq!(pool.size(), 1, "checked by opening one connection");
+        let first = backend_pid(&mut pool.acquire().await.unwrap()).await;
+        let again = backend_pid(&mut pool.acquire().await.unwrap()).await;
+        assert_eq!(first, again, "the idle connection is taken again");
+        assert_eq!(pool.size(), 1);
+        pool.close().await;
+        assert!(matches!(
+            pool.acquire().await.err(),
+            Some(PoolError::Closed)
+        ));
     }
 }

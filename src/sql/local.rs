@@ -70,7 +70,7 @@ impl LocalConn {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut opened = Self { conn, writer };
         opened
-            .retry_while_busy(Instant::now() + BUSY_WAIT, crate::database::prepare_sqlite)
+            .retry_while_busy(Instant::now() + BUSY_WAIT, crate::backend::prepare_sqlite)
             .await?;
         Ok(opened)
     }
