@@ -60,10 +60,12 @@ impl Settings {
         if self.resolve.base_domain.trim().is_empty() {
             return Err(ConfigError::new("resolve.base_domain", "must not be empty"));
         }
-        if !self.registry.url.is_empty() && !self.registry.url.starts_with("sqlite:") {
+        let registry = self.registry.url.trim();
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !registry.is_empty() && !known.iter().any(|scheme| registry.starts_with(scheme)) {
             return Err(ConfigError::new(
                 "registry.url",
-                "only SQLite registries are supported in this version (leave it empty for <data_dir>/control.db)",
+                "must be sqlite://<file> or postgres://<user>@<host>/<database> (leave it empty for <data_dir>/control.db)",
             ));
         }
         positive("registry.cache_ttl_secs", self.registry.cache_ttl_secs)?;

@@ -33,6 +33,8 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
                 .with_context(|| format!("binding admin.listen {}", settings.admin.listen))?,
         )
     };
+    // A router follows the changes the others make (a PostgreSQL registry's notifications).
+    state.registry.follow_changes();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let main_addr = main.local_addr()?;

@@ -128,15 +128,20 @@ impl RegistryCache {
             .map_err(shared_error)
     }
 
-    /// Forgets everything cached about `record`, and about `extra_domains` it gained or lost.
-    pub async fn evict(&self, record: &TenantRecord, extra_domains: &[&str]) {
+    /// Forgets everything cached under `slug` and `domains`.
+    pub async fn evict(&self, slug: &str, domains: &[String]) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.by_slug.invalidate(&record.slug.to_string()).await;
-        let mut domains: Vec<String> = record.domains.clone();
-        domains.extend(extra_domains.iter().map(|d| d.to_string()));
+        self.by_slug.invalidate(slug).await;
         for domain in domains {
-            self.by_domain.invalidate(&domain).await;
+            self.by_domain.invalidate(domain).await;
         }
+    }
+
+    /// Forgets everything (a router that may have missed changes).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.by_slug.invalidate_all();
+        self.by_domain.invalidate_all();
     }
 }
 
@@ -209,7 +214,10 @@ mod tests {
         started_rx.await.unwrap();
         // ...the tenant is suspended and evicted while that lookup is in flight...
         *stored.lock().unwrap() = Status::Suspended;
-        cache.evict(&record(Status::Suspended), &[]).await;
+        let suspended = record(Status::Suspended);
+        cache
+            .evict(suspended.slug.as_str(), &suspended.domains)
+            .await;
         let answered = slow.await.unwrap().unwrap().unwrap();
         assert_eq!(
             answered.status,

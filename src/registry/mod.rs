@@ -2,6 +2,7 @@
 //! briefly too); writes on the control path go through here as well, so the cache is evicted at
 //! once on this process and no caller can forget to.
 
+mod announce;
 mod cache;
 mod migrations;
 mod runs;
@@ -80,7 +81,7 @@ impl Registry {
 
     pub async fn insert(&self, new: &NewTenant) -> Result<TenantRecord> {
         let record = self.store.insert(new).await?;
-        self.cache.evict(&record, &[]).await;
+        self.changed(&record, &[]).await;
         Ok(record)
     }
 
@@ -91,7 +92,7 @@ impl Registry {
         last_error: Option<&str>,
     ) -> Result<()> {
         self.store.set_status(record.id, status, last_error).await?;
-        self.cache.evict(record, &[]).await;
+        self.changed(record, &[]).await;
         Ok(())
     }
 
@@ -103,7 +104,7 @@ impl Registry {
         to: Status,
     ) -> Result<bool> {
         let moved = self.store.transition(record.id, from, to).await?;
-        self.cache.evict(record, &[]).await;
+        self.changed(record, &[]).await;
         Ok(moved)
     }
 
@@ -115,7 +116,7 @@ impl Registry {
         let ids: Vec<TenantId> = records.iter().map(|record| record.id).collect();
         let statuses = self.store.begin_migrations(&ids).await?;
         for record in records {
-            self.cache.evict(record, &[]).await;
+            self.changed(record, &[]).await;
         }
         Ok(statuses)
     }
@@ -128,33 +129,33 @@ impl Registry {
             .collect();
         self.store.end_migrations(&ids).await?;
         for (record, _) in ended {
-            self.cache.evict(record, &[]).await;
+            self.changed(record, &[]).await;
         }
         Ok(())
     }
 
     pub async fn set_schema_version(&self, record: &TenantRecord, version: i64) -> Result<()> {
         self.store.set_schema_version(record.id, version).await?;
-        self.cache.evict(record, &[]).await;
+        self.changed(record, &[]).await;
         Ok(())
     }
 
     pub async fn add_domain(&self, record: &TenantRecord, domain: &str) -> Result<()> {
         self.store.add_domain(record.id, domain).await?;
-        self.cache.evict(record, &[domain]).await;
+        self.changed(record, &[domain]).await;
         Ok(())
     }
 
     /// Returns false when the tenant had no such domain.
     pub async fn remove_domain(&self, record: &TenantRecord, domain: &str) -> Result<bool> {
         let removed = self.store.remove_domain(record.id, domain).await?;
-        self.cache.evict(record, &[domain]).await;
+        self.changed(record, &[domain]).await;
         Ok(removed)
     }
 
     pub async fn delete(&self, record: &TenantRecord) -> Result<()> {
         self.store.delete(record.id).await?;
-        self.cache.evict(record, &[]).await;
+        self.changed(record, &[]).await;
         Ok(())
     }
 
@@ -181,6 +182,38 @@ impl Registry {
 
     pub async fn find_run(&self, id: &str) -> Result<Option<FanoutRun>> {
         self.store.find_run(id).await
+    }
+
+    /// Forgets what this router cached of `record` (and of `extra_domains` it gained or lost),
+    /// and tells the other routers to forget it too.
+    async fn changed(&self, record: &TenantRecord, extra_domains: &[&str]) {
+        let mut domains = record.domains.clone();
+        domains.extend(extra_domains.iter().map(|d| d.to_string()));
+        let change = announce::Change {
+            slug: record.slug.to_string(),
+            domains,
+        };
+        self.forget(&change).await;
+        if self.store.is_postgres() {
+            announce::announce(&self.store.pool, &change).await;
+        }
+    }
+
+    /// What a change announced by another router (or this one) makes this router forget.
+    async fn forget(&self, change: &announce::Change) {
+        self.cache.evict(&change.slug, &change.domains).await;
+    }
+
+    fn forget_all(&self) {
+        self.cache.clear();
+    }
+
+    /// Starts following the changes other routers announce (PostgreSQL registries only):
+    /// for `silo serve`, not for one-off commands.
+    pub fn follow_changes(self: &Arc<Self>) {
+        if let Some(url) = self.store.postgres_url() {
+            announce::spawn_listener(url.to_owned(), Arc::downgrade(self));
+        }
     }
 
     /// `/readyz`: can the registry be queried?

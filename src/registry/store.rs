@@ -27,6 +27,8 @@ pub struct NewTenant {
 
 pub struct RegistryStore {
     pub(super) pool: AnyPool,
+    /// The registry's URL when it is a PostgreSQL database, for its change listener.
+    postgres_url: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -59,7 +61,17 @@ impl RegistryStore {
         schema::migrate_control(&pool)
             .await
             .context("migrating the control registry")?;
-        Ok(Self { pool })
+        let postgres_url = (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            .then(|| url.clone());
+        Ok(Self { pool, postgres_url })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres_url.is_some()
+    }
+
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     /// Whether lookups can be served: reads the tenants table itself (its schema and first

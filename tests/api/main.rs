@@ -22,4 +22,5 @@ mod projects;
 mod request_connection;
 mod resolution;
 mod roles;
+mod routers;
 mod schema;

@@ -25,7 +25,10 @@ fn the_config_flag_works_before_and_after_the_subcommand() {
     assert_eq!(by_env.json()["slug"], "acme");
 
     // The file's directories were used, not the built-in `data` in the working directory.
-    assert!(cli.data_dir().join("control.db").is_file());
+    assert!(cli.data_dir().join("dev-master-key").is_file());
+    if cli.registry_is_file() {
+        assert!(cli.data_dir().join("control.db").is_file());
+    }
     assert_eq!(databases(&cli).len(), 1);
     assert!(
         list_dir(&cli.work_dir()).is_empty(),

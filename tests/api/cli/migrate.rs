@@ -21,8 +21,8 @@ fn status(cli: &Cli) -> Value {
 /// Pretends the registry's view of every tenant is from before the tenant migrations, as after
 /// an upgrade that shipped new ones.
 async fn rewind_registry(cli: &Cli) {
-    let url = format!("sqlite://{}", cli.data_dir().join("control.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cli.registry_url()).await.unwrap();
     sqlx::query("UPDATE tenants SET schema_version = 0")
         .execute(&pool)
         .await

@@ -20,9 +20,10 @@ fn databases(cli: &Cli) -> Vec<String> {
 
 /// A silo serving the CLI's data directory.
 async fn serve(cli: &Cli, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let (data_dir, tenants_dir) = (cli.data_dir(), cli.tenants_dir());
+    let (data_dir, tenants_dir, registry) = (cli.data_dir(), cli.tenants_dir(), cli.registry_url());
     spawn_app_with(move |s| {
         s.data_dir = data_dir;
+        s.registry.url = registry;
         s.servers.get_mut("local").unwrap().url = format!("sqlite://{}", tenants_dir.display());
         adjust(s);
     })

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use silo::{http::RunningServer, AppState, Settings};
 use tempfile::TempDir;
 
-use super::{client::Reply, TenantClient};
+use super::{client::Reply, test_registry, TenantClient, TestDatabase};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -17,6 +17,8 @@ pub struct TestApp {
     pub state: AppState,
     pub dir: TempDir,
     server: Option<RunningServer>,
+    /// The registry's own PostgreSQL database under `SILO_TEST_REGISTRY=postgres`; dropped last.
+    _registry: Option<TestDatabase>,
 }
 
 /// Settings for a test: temp directories, free ports, cheap argon2, a fixed master key.
@@ -69,6 +71,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
+    let registry = test_registry().await;
+    if let Some(registry) = &registry {
+        settings.registry.url = registry.url.clone();
+    }
     adjust(&mut settings);
     settings.validate().expect("test settings are valid");
     let state = AppState::build(settings).await.expect("app state");
@@ -85,6 +91,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         state,
         dir,
         server: Some(server),
+        _registry: registry,
     }
 }
 

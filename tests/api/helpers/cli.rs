@@ -9,12 +9,14 @@ use std::{
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::list_dir;
+use super::{list_dir, test_registry_blocking, TestDatabase};
 
 /// A temporary directory for `silo` runs: `data/` for the registry, `tenants/` for databases,
 /// and `work/`, the working directory (so the built-in default `data` is `work/data`, elsewhere).
 pub struct Cli {
     pub dir: TempDir,
+    /// The registry's own PostgreSQL database under `SILO_TEST_REGISTRY=postgres`.
+    registry: Option<TestDatabase>,
 }
 
 /// How one run ended.
@@ -43,7 +45,10 @@ impl Cli {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("work")).unwrap();
-        Self { dir }
+        Self {
+            dir,
+            registry: test_registry_blocking(),
+        }
     }
 
     /// The working directory of every run.
@@ -55,13 +60,27 @@ impl Cli {
         self.dir.path().join("data")
     }
 
+    /// The registry every run uses: `data/control.db`, or its own PostgreSQL database under
+    /// `SILO_TEST_REGISTRY=postgres`.
+    pub fn registry_url(&self) -> String {
+        match &self.registry {
+            Some(registry) => registry.url.clone(),
+            None => format!("sqlite://{}", self.data_dir().join("control.db").display()),
+        }
+    }
+
+    /// Whether the registry is the SQLite file `data/control.db`.
+    pub fn registry_is_file(&self) -> bool {
+        self.registry.is_none()
+    }
+
     pub fn tenants_dir(&self) -> PathBuf {
         self.dir.path().join("tenants")
     }
 
     /// `SILO__` variables pointing everything at this directory, with cheap argon2.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("SILO__DATA_DIR", self.data_dir().display().to_string()),
             ("SILO__TEMPLATES_DIR", templates_dir().display().to_string()),
             (
@@ -70,17 +89,26 @@ impl Cli {
             ),
             ("SILO__AUTH__ARGON2_MEMORY_KIB", "1024".into()),
             ("SILO__AUTH__ARGON2_ITERATIONS", "1".into()),
-        ]
+        ];
+        if let Some(registry) = &self.registry {
+            env.push(("SILO__REGISTRY__URL", registry.url.clone()));
+        }
+        env
     }
 
     /// The same settings as [`Cli::env`], as a config file.
     pub fn config_toml(&self) -> String {
-        format!(
+        let registry = match &self.registry {
+            Some(registry) => format!("\n[registry]\nurl = {:?}\n", registry.url),
+            None => String::new(),
+        };
+        let main = format!(
             "data_dir = {:?}\ntemplates_dir = {:?}\n\n[servers.local]\nurl = \"sqlite://{}\"\n\n[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n",
             self.data_dir().display().to_string(),
             templates_dir().display().to_string(),
             self.tenants_dir().display(),
-        )
+        );
+        main + &registry
     }
 
     /// `silo <args>` with the `SILO__` variables of [`Cli::env`].
