@@ -85,9 +85,19 @@ impl Secrets {
 
     /// `HMAC-SHA256(master_key, purpose || tenant id)`.
     pub fn derive(&self, purpose: Purpose, tenant: TenantId) -> [u8; 32] {
+        self.derive_versioned(purpose, tenant, 1)
+    }
+
+    /// The key of derivation `version`: version 1 is [`Secrets::derive`]'s; each later one
+    /// adds `v<version>:` to the input, so a tenant moved forward gets a key unrelated to its
+    /// old one while tenants not moved yet keep theirs.
+    pub fn derive_versioned(&self, purpose: Purpose, tenant: TenantId, version: i64) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.master_key.expose_secret())
             .expect("HMAC accepts keys of any length");
         mac.update(purpose.label().as_bytes());
+        if version > 1 {
+            mac.update(format!("v{version}:").as_bytes());
+        }
         mac.update(tenant.to_string().as_bytes());
         mac.finalize().into_bytes().into()
     }

@@ -58,8 +58,14 @@ impl AppState {
             settings.secrets.master_key.expose_secret(),
             &settings.data_dir,
         )?;
-        let servers =
-            Arc::new(Servers::from_settings(&settings.servers).map_err(anyhow::Error::msg)?);
+        let servers = Arc::new(
+            Servers::from_settings(
+                &settings.servers,
+                &secrets,
+                settings.pool.max_connections_per_tenant,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
         let plans = Plans::load(&settings.templates_dir)?;
         let store = RegistryStore::open(&settings.registry_url()).await?;
         let metrics = Arc::new(Metrics::default());

@@ -3,9 +3,10 @@
 //! path asks a [`Server`] for a [`ConnectTarget`]; the control path (`control/`) asks it to
 //! create and drop databases. Nothing else in silo knows what a tenant database is made of.
 //!
-//! Every server is SQLite today (`sqlite://<dir>`, one file per tenant); a `postgres://` server
-//! is refused at start with a clear message rather than half supported.
+//! A server is SQLite (`sqlite://<dir>`, one file per tenant, `sqlite.rs`) or PostgreSQL
+//! (`postgres://<admin>@<host>/<db>`, a database and a role per tenant, `postgres.rs`).
 
+mod postgres;
 mod sqlite;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
@@ -13,13 +14,15 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use sqlx::{any::AnyConnectOptions, AnyPool};
 
-pub use sqlite::{prepare as prepare_sqlite, BuildLock, SqliteServer};
+pub use postgres::PostgresServer;
+pub use sqlite::{prepare as prepare_sqlite, FileLock, SqliteServer};
 
 use crate::{
     config::ServerSettings,
     database::{self, PoolShape},
     error::{Error, Result},
     schema::TenantSchema,
+    secrets::Secrets,
     tenant::{TenantId, TenantRecord},
 };
 
@@ -28,6 +31,26 @@ use crate::{
 pub enum Server {
     /// One SQLite file per tenant in a directory.
     Sqlite(SqliteServer),
+    /// A database and a role per tenant on a PostgreSQL server.
+    Postgres(PostgresServer),
+}
+
+/// Held while one run builds a tenant's database, so two runs never build one at once; let go
+/// when dropped, or by [`BuildLock::release_and_remove`] once the tenant is built.
+pub enum BuildLock {
+    File(FileLock),
+    /// A session advisory lock, held by this admin connection.
+    Session(sqlx::postgres::PgConnection),
+}
+
+impl BuildLock {
+    /// Lets the lock go, leaving nothing behind (a SQLite lock file is removed).
+    pub fn release_and_remove(self) {
+        match self {
+            BuildLock::File(lock) => lock.release_and_remove(),
+            BuildLock::Session(conn) => drop(conn),
+        }
+    }
 }
 
 /// How to open a connection to one tenant database: what a tenant pool is opened on.
@@ -41,8 +64,19 @@ pub enum ConnectTarget {
 }
 
 impl Server {
-    /// Parses `servers.<name>.url`; the message says what is wrong for `config: servers.<name>.url`.
-    pub fn parse(_name: &str, settings: &ServerSettings) -> Result<Self, String> {
+    /// Checks `servers.<name>.url` without opening anything; the message says what is wrong,
+    /// for `config: servers.<name>.url`.
+    pub fn check(settings: &ServerSettings) -> Result<(), String> {
+        Self::parse(settings, Secrets::from_bytes(Vec::new()), 1).map(drop)
+    }
+
+    /// The server `settings` describe. PostgreSQL tenant roles get `secrets`' derived
+    /// passwords and a `CONNECTION LIMIT` of `tenant_pool_size`.
+    pub fn parse(
+        settings: &ServerSettings,
+        secrets: Secrets,
+        tenant_pool_size: u32,
+    ) -> Result<Self, String> {
         let url = settings.url.trim();
         if url.is_empty() {
             return Err("must be set, like sqlite://data/tenants".into());
@@ -57,18 +91,18 @@ impl Server {
             return Ok(Server::Sqlite(SqliteServer::new(PathBuf::from(dir))));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(
-                "PostgreSQL tenant servers are not supported in this version; use sqlite://<dir>"
-                    .into(),
-            );
+            return PostgresServer::parse(url, secrets, tenant_pool_size).map(Server::Postgres);
         }
-        Err(format!("{url:?} is not a sqlite:// URL"))
+        Err(format!(
+            "{url:?} is neither sqlite://<dir> nor postgres://<admin>@<host>/<database>"
+        ))
     }
 
     /// The database name a new tenant gets on this server.
     pub fn database_name(&self, id: TenantId) -> String {
         match self {
             Server::Sqlite(sqlite) => sqlite.database_name(id),
+            Server::Postgres(postgres) => postgres.database_name(id),
         }
     }
 
@@ -76,6 +110,14 @@ impl Server {
     pub fn connect_target(&self, tenant: &TenantRecord) -> Result<ConnectTarget> {
         match self {
             Server::Sqlite(sqlite) => Ok(ConnectTarget::File(sqlite.file(&tenant.database)?)),
+            Server::Postgres(postgres) => {
+                let url = postgres.tenant_url(tenant)?;
+                Ok(ConnectTarget::Server(
+                    database::connect_options(&url).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("the tenant's connect options: {e}"))
+                    })?,
+                ))
+            }
         }
     }
 
@@ -84,6 +126,7 @@ impl Server {
     pub async fn connect_control(&self, tenant: &TenantRecord) -> Result<AnyPool> {
         let url = match self {
             Server::Sqlite(sqlite) => database::sqlite_url(&sqlite.file(&tenant.database)?, false),
+            Server::Postgres(postgres) => postgres.admin_url_for(tenant)?,
         };
         let shape = PoolShape {
             max_connections: 1,
@@ -95,10 +138,12 @@ impl Server {
             .with_context(|| format!("opening the database of {}", tenant.slug))?)
     }
 
-    /// Held while one run builds the tenant's database (see [`BuildLock`]).
-    pub fn lock_build(&self, tenant: &TenantRecord) -> Result<BuildLock> {
+    /// Held while one run builds the tenant's database (see [`BuildLock`]); `409 conflict`
+    /// when another run holds it.
+    pub async fn lock_build(&self, tenant: &TenantRecord) -> Result<BuildLock> {
         match self {
-            Server::Sqlite(sqlite) => sqlite.lock_build(tenant),
+            Server::Sqlite(sqlite) => sqlite.lock_build(tenant).map(BuildLock::File),
+            Server::Postgres(postgres) => postgres.lock_build(tenant).await.map(BuildLock::Session),
         }
     }
 
@@ -111,6 +156,7 @@ impl Server {
     ) -> Result<bool> {
         match self {
             Server::Sqlite(sqlite) => sqlite.create_database(tenant, schema).await,
+            Server::Postgres(postgres) => postgres.create_database(tenant, schema).await,
         }
     }
 
@@ -118,6 +164,7 @@ impl Server {
     pub async fn database_bytes(&self, tenant: &TenantRecord) -> Result<u64> {
         match self {
             Server::Sqlite(sqlite) => sqlite.database_bytes(tenant).await,
+            Server::Postgres(postgres) => postgres.database_bytes(tenant).await,
         }
     }
 
@@ -125,6 +172,7 @@ impl Server {
     pub async fn drop_database(&self, tenant: &TenantRecord) -> Result<()> {
         match self {
             Server::Sqlite(sqlite) => sqlite.drop_database(tenant).await,
+            Server::Postgres(postgres) => postgres.drop_database(tenant).await,
         }
     }
 
@@ -132,6 +180,7 @@ impl Server {
     pub async fn forget_tenant(&self, tenant: &TenantRecord) -> Result<()> {
         match self {
             Server::Sqlite(sqlite) => sqlite.forget_tenant(tenant).await,
+            Server::Postgres(postgres) => postgres.drop_database(tenant).await,
         }
     }
 }
@@ -141,10 +190,18 @@ impl Server {
 pub struct Servers(BTreeMap<String, Server>);
 
 impl Servers {
-    pub fn from_settings(settings: &BTreeMap<String, ServerSettings>) -> Result<Self, String> {
+    pub fn from_settings(
+        settings: &BTreeMap<String, ServerSettings>,
+        secrets: &Secrets,
+        tenant_pool_size: u32,
+    ) -> Result<Self, String> {
         settings
             .iter()
-            .map(|(name, s)| Server::parse(name, s).map(|server| (name.clone(), server)))
+            .map(|(name, s)| {
+                Server::parse(s, secrets.clone(), tenant_pool_size)
+                    .map(|server| (name.clone(), server))
+                    .map_err(|message| format!("servers.{name}.url: {message}"))
+            })
             .collect::<Result<_, _>>()
             .map(Self)
     }

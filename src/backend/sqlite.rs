@@ -60,8 +60,8 @@ impl SqliteServer {
         Ok(self.dir.join(database))
     }
 
-    /// Takes the [`BuildLock`] of `tenant`, or answers `409 conflict` if another run holds it.
-    pub fn lock_build(&self, tenant: &TenantRecord) -> Result<BuildLock> {
+    /// Takes the [`FileLock`] of `tenant`, or answers `409 conflict` if another run holds it.
+    pub fn lock_build(&self, tenant: &TenantRecord) -> Result<FileLock> {
         let path = self.build_lock_file(tenant);
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
@@ -72,7 +72,7 @@ impl SqliteServer {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(BuildLock { file, path }),
+            Ok(()) => Ok(FileLock { file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
                 "tenant {} is being provisioned by another run; try again once it has finished",
                 tenant.slug
@@ -204,12 +204,12 @@ impl SqliteServer {
 /// across processes, and the operating system releases it if the run dies. A run that failed
 /// leaves the file for the run that finishes the tenant (removing it then would let two later
 /// runs lock two different files and build at once); the run that succeeds removes it.
-pub struct BuildLock {
+pub struct FileLock {
     file: std::fs::File,
     path: PathBuf,
 }
 
-impl BuildLock {
+impl FileLock {
     /// Removes the lock file, then lets the lock go. Only once the tenant is no longer in
     /// `provisioning`: every run re-reads the status once it holds a lock, and stops there.
     pub fn release_and_remove(self) {

@@ -76,7 +76,7 @@ impl Settings {
             ));
         }
         for (name, server) in &self.servers {
-            crate::backend::Server::parse(name, server)
+            crate::backend::Server::check(server)
                 .map_err(|message| ConfigError::new(format!("servers.{name}.url"), message))?;
         }
         positive(

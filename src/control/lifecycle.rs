@@ -131,7 +131,7 @@ pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result
 pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
     let tenant = find(state, slug).await?;
     let server = state.servers.of(&tenant)?;
-    let _building = server.lock_build(&tenant)?;
+    let _building = server.lock_build(&tenant).await?;
     state
         .registry
         .set_status(&tenant, Status::Deleting, None)

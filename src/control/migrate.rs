@@ -49,12 +49,16 @@ pub async fn migrate_tenant(
     tenant: &TenantRecord,
     schema: &Arc<TenantSchema>,
 ) -> Result<i64> {
-    let Server::Sqlite(sqlite) = server;
-    let file = sqlite.file(&tenant.database)?;
-    migrate_file(file, false, schema.clone())
-        .await
-        .with_context(|| format!("migrating the database of {}", tenant.slug))
-        .map_err(Error::from)
+    match server {
+        Server::Sqlite(sqlite) => {
+            let file = sqlite.file(&tenant.database)?;
+            migrate_file(file, false, schema.clone())
+                .await
+                .with_context(|| format!("migrating the database of {}", tenant.slug))
+                .map_err(Error::from)
+        }
+        Server::Postgres(postgres) => postgres.migrate(tenant, schema).await,
+    }
 }
 
 /// When a run stops starting tenants: once `max` of them have failed, counted across all of
@@ -92,7 +96,25 @@ pub async fn migrate_tenants(
     schema: &Arc<TenantSchema>,
     stop: &StopAfter,
 ) -> Vec<Option<Result<i64>>> {
-    let Server::Sqlite(sqlite) = server;
+    let sqlite = match server {
+        Server::Sqlite(sqlite) => sqlite,
+        // A server database: one tenant after another on this task, each its own connection.
+        Server::Postgres(postgres) => {
+            let mut results = Vec::with_capacity(tenants.len());
+            for tenant in tenants {
+                if stop.reached() {
+                    results.push(None);
+                    continue;
+                }
+                let result = postgres.migrate(tenant, schema).await;
+                if result.is_err() {
+                    stop.failed();
+                }
+                results.push(Some(result));
+            }
+            return results;
+        }
+    };
     let files: Vec<(String, Result<PathBuf>)> = tenants
         .iter()
         .map(|t| (t.slug.to_string(), sqlite.file(&t.database)))

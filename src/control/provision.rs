@@ -110,11 +110,11 @@ pub async fn provision(
     // A lock that cannot be taken for another reason (its directory cannot be made, say) is a
     // failure to record on a row this run just made; on an older row another run may be
     // writing, so the error only goes back.
-    let lock = match state
-        .servers
-        .of(&record)
-        .and_then(|s| s.lock_build(&record))
-    {
+    let locked = match state.servers.of(&record) {
+        Ok(server) => server.lock_build(&record).await,
+        Err(error) => Err(error),
+    };
+    let lock = match locked {
         Ok(lock) => lock,
         Err(error @ Error::Internal(_)) if inserted => return failed(state, &record, error).await,
         Err(error) => return Err(error),

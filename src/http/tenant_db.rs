@@ -147,6 +147,7 @@ mod tests {
             server: "local".into(),
             database: "acme.db".into(),
             schema_version: 1,
+            credentials_version: 1,
             domains: vec![],
             created_at: 0,
             last_error: None,

@@ -179,6 +179,7 @@ mod tests {
             server: "local".into(),
             database: "x.db".into(),
             schema_version: 1,
+            credentials_version: 1,
             domains: vec![],
             created_at: 0,
             last_error: None,

@@ -32,7 +32,7 @@ pub struct RegistryStore {
 }
 
 const COLUMNS: &str =
-    "id, slug, name, plan, status, server, database_name, schema_version, last_error, created_at";
+    "id, slug, name, plan, status, server, database_name, schema_version, credentials_version, last_error, created_at";
 
 impl RegistryStore {
     /// Opens (creating on the embedded default) and migrates the control registry.
@@ -140,6 +140,7 @@ impl RegistryStore {
             server: new.server.clone(),
             database: new.database.clone(),
             schema_version: 0,
+            credentials_version: 1,
             domains: new.domains.clone(),
             created_at: now,
             last_error: None,
@@ -322,6 +323,7 @@ fn record_from_row(row: &AnyRow) -> Result<TenantRecord> {
         server: text("server")?,
         database: text("database_name")?,
         schema_version: row.try_get("schema_version")?,
+        credentials_version: row.try_get("credentials_version")?,
         domains: Vec::new(),
         created_at: row.try_get("created_at")?,
         last_error: row.try_get("last_error")?,

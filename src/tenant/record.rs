@@ -23,6 +23,11 @@ pub struct TenantRecord {
     #[serde(serialize_with = "clock::as_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Which derivation of the master key the tenant's database credentials use (PostgreSQL
+    /// roles); kept in the registry, not shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub credentials_version: i64,
     /// Why the last provisioning or migration step failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

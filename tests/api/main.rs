@@ -18,6 +18,7 @@ mod openapi_bounds;
 mod operations;
 mod operators;
 mod pools;
+mod postgres_tenants;
 mod projects;
 mod request_connection;
 mod resolution;

@@ -1,0 +1,392 @@
+//! A PostgreSQL server: one database and one role per tenant.
+//!
+//! `servers.<name>.url` names the server's admin role, which only the control path uses. Each
+//! tenant gets a database `silo_t_<id>` cloned with `CREATE DATABASE ... TEMPLATE` from a
+//! pre-migrated template (`silo_template_<schema fingerprint>`, built once per tenant schema),
+//! owned by its own login role of the same name. The role's password is derived from the master
+//! key (and the tenant's credentials version) and never stored; `CONNECT` is revoked from
+//! `PUBLIC`, so no other tenant's role can even open the database; and the role's
+//! `CONNECTION LIMIT` is the tenant pool's size, so the server itself enforces the per-tenant
+//! cap. The request path connects as that role.
+
+use std::{str::FromStr, sync::Arc, time::Instant};
+
+use anyhow::{bail, Context};
+use sqlx::{
+    postgres::{PgConnectOptions, PgConnection},
+    Connection, Executor, Row,
+};
+use tokio::sync::Mutex;
+
+use crate::{
+    error::{Error, Result},
+    schema::TenantSchema,
+    secrets::{Purpose, Secrets},
+    tenant::{TenantId, TenantRecord},
+};
+
+#[derive(Clone)]
+pub struct PostgresServer {
+    /// The admin role's URL, as configured.
+    admin_url: url::Url,
+    secrets: Secrets,
+    /// Each tenant role's `CONNECTION LIMIT`: the tenant pool's size.
+    connection_limit: u32,
+    /// One template build at a time in this process (others wait, then find it built).
+    building: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for PostgresServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.admin_url.clone();
+        let _ = shown.set_password(None);
+        f.debug_struct("PostgresServer")
+            .field("admin", &shown.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The history table sqlx's PostgreSQL migrator keeps, so either tool reads the other's.
+const HISTORY: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    success BOOLEAN NOT NULL,
+    checksum BYTEA NOT NULL,
+    execution_time BIGINT NOT NULL
+)";
+
+impl PostgresServer {
+    pub fn parse(url: &str, secrets: Secrets, connection_limit: u32) -> Result<Self, String> {
+        let admin_url = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        PgConnectOptions::from_str(url).map_err(|e| format!("{e}"))?;
+        Ok(Self {
+            admin_url,
+            secrets,
+            connection_limit,
+            building: Arc::default(),
+        })
+    }
+
+    /// A new tenant's database (and role) name: its whole id, so names never collide and a
+    /// slug never becomes an identifier.
+    pub fn database_name(&self, id: TenantId) -> String {
+        format!("silo_t_{}", id.short())
+    }
+
+    /// The tenant's database name, checked: it is also the role name, and both are written
+    /// into SQL as identifiers, so only the shape silo makes is accepted.
+    fn identifier<'a>(&self, tenant: &'a TenantRecord) -> Result<&'a str> {
+        let name = tenant.database.as_str();
+        let ok = name.len() <= 63
+            && name.starts_with("silo_t_")
+            && name["silo_t_".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "invalid tenant database name {name:?}"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// The tenant role's password at `version`: derived, never stored.
+    fn password(&self, tenant: TenantId, version: i64) -> String {
+        hex::encode(
+            self.secrets
+                .derive_versioned(Purpose::Database, tenant, version),
+        )
+    }
+
+    fn url_for(&self, database: &str, role: Option<(&str, &str)>) -> url::Url {
+        let mut url = self.admin_url.clone();
+        url.set_path(&format!("/{database}"));
+        if let Some((user, password)) = role {
+            let _ = url.set_username(user);
+            let _ = url.set_password(Some(password));
+        }
+        url
+    }
+
+    /// How the request path reaches the tenant's database: as the tenant's own role.
+    pub fn tenant_url(&self, tenant: &TenantRecord) -> Result<String> {
+        let name = self.identifier(tenant)?;
+        let password = self.password(tenant.id, tenant.credentials_version);
+        Ok(self.url_for(name, Some((name, &password))).to_string())
+    }
+
+    /// The admin role's URL for the tenant's database (seeding, the owner, counts).
+    pub fn admin_url_for(&self, tenant: &TenantRecord) -> Result<String> {
+        Ok(self.url_for(self.identifier(tenant)?, None).to_string())
+    }
+
+    async fn admin(&self, database: Option<&str>) -> anyhow::Result<PgConnection> {
+        let url = match database {
+            Some(database) => self.url_for(database, None),
+            None => self.admin_url.clone(),
+        };
+        PgConnection::connect(url.as_str())
+            .await
+            .context("connecting to the database server as its admin role")
+    }
+
+    /// Held while one run builds the tenant's database: a session-level advisory lock on an
+    /// admin connection, released when the connection closes (also if the run dies).
+    pub async fn lock_build(&self, tenant: &TenantRecord) -> Result<PgConnection> {
+        let name = self.identifier(tenant)?;
+        let mut conn = self.admin(None).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(format!("silo:build:{name}"))
+            .fetch_one(&mut conn)
+            .await
+            .context("taking the build lock")?;
+        if !locked {
+            return Err(Error::Conflict(format!(
+                "tenant {} is being provisioned by another run; try again once it has finished",
+                tenant.slug
+            )));
+        }
+        Ok(conn)
+    }
+
+    /// Creates the tenant's role and database from the template unless they exist; says
+    /// whether this call created the database.
+    pub async fn create_database(
+        &self,
+        tenant: &TenantRecord,
+        schema: &Arc<TenantSchema>,
+    ) -> Result<bool> {
+        let name = self.identifier(tenant)?;
+        let template = self.ensure_template(schema).await?;
+        let mut admin = self.admin(None).await?;
+        let role_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await
+                .context("looking for the tenant role")?;
+        // The password is hex and the name checked: both are safe as literals, which role
+        // statements need (they take no parameters).
+        let password = self.password(tenant.id, tenant.credentials_version);
+        let limit = self.connection_limit;
+        let role = if role_exists { "ALTER" } else { "CREATE" };
+        admin
+            .execute(
+                format!("{role} ROLE {name} LOGIN PASSWORD '{password}' CONNECTION LIMIT {limit}")
+                    .as_str(),
+            )
+            .await
+            .context("creating the tenant role")?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await
+                .context("looking for the tenant database")?;
+        if exists {
+            return Ok(false);
+        }
+        admin
+            .execute(format!("CREATE DATABASE {name} TEMPLATE {template} OWNER {name}").as_str())
+            .await
+            .with_context(|| format!("creating the database of {}", tenant.slug))?;
+        let made = async {
+            admin
+                .execute(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC").as_str())
+                .await?;
+            let _ = admin.close().await;
+            // The template's tables belong to the admin role: hand them to the tenant's.
+            let mut inside = self.admin(Some(name)).await?;
+            inside.execute(give_tables_to(name).as_str()).await?;
+            let _ = inside.close().await;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(error) = made {
+            let _ = self.drop_database(tenant).await;
+            return Err(error
+                .context(format!("setting up the database of {}", tenant.slug))
+                .into());
+        }
+        Ok(true)
+    }
+
+    /// The tenant database's size on the server.
+    pub async fn database_bytes(&self, tenant: &TenantRecord) -> Result<u64> {
+        let name = self.identifier(tenant)?;
+        let mut admin = self.admin(None).await?;
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size($1)")
+            .bind(name)
+            .fetch_one(&mut admin)
+            .await
+            .context("sizing the tenant database")?;
+        let _ = admin.close().await;
+        Ok(bytes.max(0) as u64)
+    }
+
+    /// Drops the tenant's database, its open connections first, and its role; either already
+    /// gone is fine.
+    pub async fn drop_database(&self, tenant: &TenantRecord) -> Result<()> {
+        let name = self.identifier(tenant)?;
+        let mut admin = self.admin(None).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await
+            .with_context(|| format!("dropping the database of {}", tenant.slug))?;
+        admin
+            .execute(format!("DROP ROLE IF EXISTS {name}").as_str())
+            .await
+            .with_context(|| format!("dropping the role of {}", tenant.slug))?;
+        let _ = admin.close().await;
+        Ok(())
+    }
+
+    /// Brings the tenant's database to `schema` as the admin role, in one transaction that
+    /// also hands any new table to the tenant's role. Two migrators of one tenant take turns
+    /// (a transaction-level advisory lock).
+    pub async fn migrate(&self, tenant: &TenantRecord, schema: &TenantSchema) -> Result<i64> {
+        let name = self.identifier(tenant)?;
+        let mut conn = self.admin(Some(name)).await?;
+        let migrated = migrate(&mut conn, schema, Some(name)).await;
+        let _ = conn.close().await;
+        Ok(migrated.with_context(|| format!("migrating the database of {}", tenant.slug))?)
+    }
+
+    /// The pre-migrated template of `schema`, built if missing: in a database of its own name
+    /// that is renamed into place once complete, so no clone ever sees a half-built template.
+    async fn ensure_template(&self, schema: &TenantSchema) -> Result<String> {
+        let template = format!("silo_template_{}", schema.fingerprint());
+        let _one_at_a_time = self.building.lock().await;
+        let mut admin = self.admin(None).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&template)
+                .fetch_one(&mut admin)
+                .await
+                .context("looking for the tenant template")?;
+        if exists {
+            return Ok(template);
+        }
+        let building = format!(
+            "silo_building_{}",
+            &uuid::Uuid::now_v7().simple().to_string()[..20]
+        );
+        admin
+            .execute(format!("CREATE DATABASE {building}").as_str())
+            .await
+            .context("creating the tenant template")?;
+        let built = async {
+            let mut inside = self.admin(Some(&building)).await?;
+            let migrated = migrate(&mut inside, schema, None).await;
+            let _ = inside.close().await;
+            migrated?;
+            admin
+                .execute(format!("ALTER DATABASE {building} RENAME TO {template}").as_str())
+                .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(error) = built {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)").as_str())
+                .await;
+            // Another process built it meanwhile: use theirs.
+            let theirs: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&template)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap_or(false);
+            if theirs {
+                return Ok(template);
+            }
+            return Err(error.context("building the tenant template").into());
+        }
+        tracing::info!(%template, "built the tenant template database");
+        Ok(template)
+    }
+}
+
+/// Gives every table and sequence of the `public` schema to `role`.
+fn give_tables_to(role: &str) -> String {
+    format!(
+        "DO $$ DECLARE t record; BEGIN
+           FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'p') LOOP
+             EXECUTE format('ALTER TABLE public.%I OWNER TO {role}', t.relname);
+           END LOOP;
+         END $$"
+    )
+}
+
+/// Every pending migration of `schema` in one transaction on `conn`, with the checks of the
+/// SQLite migrator (no dirty, unknown or changed migration); new tables go to `owner`.
+async fn migrate(
+    conn: &mut PgConnection,
+    schema: &TenantSchema,
+    owner: Option<&str>,
+) -> anyhow::Result<i64> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('silo:migrate'))")
+        .execute(&mut *tx)
+        .await?;
+    tx.execute(HISTORY).await?;
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+    for (version, checksum, success) in &applied {
+        if !success {
+            bail!(
+                "migration {version} failed part-way before (a dirty database); repair it by hand"
+            );
+        }
+        match schema.migrations().iter().find(|m| m.version == *version) {
+            None => bail!(
+                "the database carries migration {version}, which this schema (up to {}) does not have",
+                schema.target_version()
+            ),
+            Some(known) if known.checksum.as_ref() != checksum.as_slice() => {
+                bail!("migration {version} was changed after it was applied (its checksum differs)")
+            }
+            Some(_) => {}
+        }
+    }
+    let mut changed = false;
+    for migration in schema.migrations() {
+        if applied.iter().any(|(v, _, _)| *v == migration.version) {
+            continue;
+        }
+        let started = Instant::now();
+        // A bare string runs as a simple query: several statements in one go.
+        (&mut *tx)
+            .execute(migration.sql.as_ref())
+            .await
+            .with_context(|| {
+                format!(
+                    "migration {} ({})",
+                    migration.version, migration.description
+                )
+            })?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES ($1, $2, TRUE, $3, $4)",
+        )
+        .bind(migration.version)
+        .bind(migration.description.as_ref())
+        .bind(migration.checksum.as_ref())
+        .bind(started.elapsed().as_nanos() as i64)
+        .execute(&mut *tx)
+        .await?;
+        changed = true;
+    }
+    if let (Some(owner), true) = (owner, changed) {
+        tx.execute(give_tables_to(owner).as_str()).await?;
+    }
+    tx.commit().await?;
+    Ok(schema.target_version())
+}
