@@ -85,7 +85,8 @@ pub struct RegistrySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// `sqlite://<directory>` (one file per tenant) or, later, `postgres://...`. Required,
+    /// `sqlite://<directory>` (one file per tenant) or `postgres://<admin>@<host>/<db>` (a
+    /// database and a role per tenant). Required,
     /// except for `local`, which defaults to `sqlite://data/tenants`.
     #[serde(default)]
     pub url: String,

@@ -17,6 +17,7 @@ mod openapi;
 mod openapi_bounds;
 mod operations;
 mod operators;
+mod placement;
 mod pools;
 mod postgres_tenants;
 mod projects;

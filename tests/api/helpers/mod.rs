@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod client;
+mod cluster;
 mod postgres;
 mod raw;
 mod team;
@@ -10,6 +11,7 @@ mod team;
 pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 pub use cli::{templates_dir, Cli, Output};
 pub use client::{Reply, Session, TenantClient};
+pub use cluster::Cluster;
 pub use postgres::{fresh_database, test_registry, test_registry_blocking, TestDatabase};
 pub use raw::{raw_request, KeepAlive};
 pub use team::{invite_and_accept, team, Team};
