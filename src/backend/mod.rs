@@ -106,6 +106,25 @@ impl Server {
         }
     }
 
+    /// Connections a provisioning run holds at most on this server, counted in its budget: on
+    /// SQLite one (the build lock is a file); on PostgreSQL the build lock's session and two
+    /// more while a template is built (an admin session and the template database's own).
+    pub fn provisioning_connections(&self) -> u32 {
+        match self {
+            Server::Sqlite(_) => 1,
+            Server::Postgres(_) => 3,
+        }
+    }
+
+    /// Connections a deletion holds at most: the build lock's session (PostgreSQL) and the
+    /// drop's own.
+    pub fn deletion_connections(&self) -> u32 {
+        match self {
+            Server::Sqlite(_) => 1,
+            Server::Postgres(_) => 2,
+        }
+    }
+
     /// Where the request path connects for this tenant's own database.
     pub fn connect_target(&self, tenant: &TenantRecord) -> Result<ConnectTarget> {
         match self {

@@ -132,19 +132,12 @@ fn would_do(tenant: &TenantRecord, target: i64) -> TenantOutcome {
     }
 }
 
-/// The batch's server, and room for its one connection in that server's budget. A fan-out
-/// waits for room as long as it takes rather than fail tenants for a busy router: it is never
-/// in a hurry, and it never takes room that requests are using.
+/// The batch's server, and room for its one connection in that server's budget.
 async fn room_on_server<'a>(
     state: &'a AppState,
     tenants: &[TenantRecord],
 ) -> Result<(&'a Server, Reservation)> {
     let first = &tenants[0];
     let server = state.servers.of(first)?;
-    loop {
-        match state.pools.reserve_connection(first).await {
-            Err(Error::TenantUnavailable { .. }) => continue,
-            reserved => return Ok((server, reserved?)),
-        }
-    }
+    Ok((server, state.pools.reserve_for_control(first, 1).await?))
 }

@@ -131,6 +131,11 @@ pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result
 pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
     let tenant = find(state, slug).await?;
     let server = state.servers.of(&tenant)?;
+    // The lock's session and the drop's own connection, counted in the server's budget.
+    let _room = state
+        .pools
+        .reserve_for_control(&tenant, server.deletion_connections())
+        .await?;
     let _building = server.lock_build(&tenant).await?;
     state
         .registry

@@ -106,16 +106,23 @@ pub async fn provision(
         }
     };
 
-    // One run builds a tenant at a time; a run that finds it already claimed is a conflict.
-    // A lock that cannot be taken for another reason (its directory cannot be made, say) is a
-    // failure to record on a row this run just made; on an older row another run may be
-    // writing, so the error only goes back.
+    // Room in the server's budget for the run's own connections, first (see
+    // `Server::provisioning_connections`). One run builds a tenant at a time; a run that finds it
+    // already claimed is a conflict. A lock that cannot be taken for another reason (its
+    // directory cannot be made, say) is a failure to record on a row this run just made; on an
+    // older row another run may be writing, so the error only goes back.
     let locked = match state.servers.of(&record) {
-        Ok(server) => server.lock_build(&record).await,
+        Ok(server) => {
+            let needed = server.provisioning_connections();
+            match state.pools.reserve_for_control(&record, needed).await {
+                Ok(room) => server.lock_build(&record).await.map(|lock| (lock, room)),
+                Err(error) => Err(error),
+            }
+        }
         Err(error) => Err(error),
     };
-    let lock = match locked {
-        Ok(lock) => lock,
+    let (lock, _room) = match locked {
+        Ok(locked) => locked,
         Err(error @ Error::Internal(_)) if inserted => return failed(state, &record, error).await,
         Err(error) => return Err(error),
     };

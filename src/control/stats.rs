@@ -21,6 +21,8 @@ pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     let tenant = lifecycle::find(state, slug).await?;
     let open_connections = state.pools.open_connections(tenant.id).await;
     let server = state.servers.of(&tenant)?;
+    // Its one connection at a time is counted in the server's budget.
+    let _room = state.pools.reserve_for_control(&tenant, 1).await?;
     let pool = server.connect_control(&tenant).await.map_err(|error| {
         tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");
         Error::TenantUnavailable { retry_after: 5 }

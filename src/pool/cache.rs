@@ -184,12 +184,28 @@ impl TenantPools {
         Ok(())
     }
 
-    /// Room for one control-path connection (a tenant's migration) in the budget of the
-    /// tenant's server, counted as a pool's connections are, so the control path never holds
-    /// more towards a server than its budget leaves: it waits like a cold tenant's pool, and
-    /// answers `503 tenant_unavailable` once `pool.acquire_timeout_ms` has passed.
-    pub async fn reserve_connection(&self, tenant: &TenantRecord) -> Result<Reservation> {
-        self.reserve(tenant, 1).await
+    /// Room for `connections` control-path connections at once (provisioning, deletion,
+    /// stats, a migration batch), counted like a pool's. The control path is never in a hurry:
+    /// it waits for room as long as it takes (a caller's own deadline, such as the admin API's
+    /// request timeout, still holds), rather than fail for a router busy serving requests, and
+    /// it never takes room that requests are using.
+    pub async fn reserve_for_control(
+        &self,
+        tenant: &TenantRecord,
+        connections: u32,
+    ) -> Result<Reservation> {
+        let total = self
+            .budgets
+            .get(tenant.server.as_str())
+            .map_or(0, |budget| budget.total());
+        // More than the whole budget would never fit: use all of it, one step at a time.
+        let connections = connections.min(total.max(1));
+        loop {
+            match self.reserve(tenant, connections).await {
+                Err(Error::TenantUnavailable { .. }) => continue,
+                reserved => return reserved,
+            }
+        }
     }
 
     /// Room for one pool in the budget of the tenant's server. When the budget is full, the

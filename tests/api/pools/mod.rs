@@ -2,6 +2,7 @@
 //! tenant's broken database is that tenant's problem only.
 
 mod budget;
+mod on_postgres;
 
 use std::time::Duration;
 
