@@ -268,10 +268,8 @@ impl PostgresServer {
         if exists {
             return Ok(template);
         }
-        let building = format!(
-            "silo_building_{}",
-            &uuid::Uuid::now_v7().simple().to_string()[..20]
-        );
+        // The whole id: two builders starting in the same millisecond share its first digits.
+        let building = format!("silo_building_{}", uuid::Uuid::now_v7().simple());
         admin
             .execute(format!("CREATE DATABASE {building}").as_str())
             .await

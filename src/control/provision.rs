@@ -162,7 +162,7 @@ pub async fn provision(
 /// Leaves the tenant in `provisioning` with the reason in `last_error`, for a re-run to finish.
 async fn failed(state: &AppState, record: &TenantRecord, error: Error) -> Result<TenantRecord> {
     state.metrics.provisioned(false);
-    let reason = format!("provisioning failed: {error}");
+    let reason = format!("provisioning failed: {}", error.detail());
     tracing::error!(error = %reason, "tenant left in provisioning; run the create again to finish it");
     state
         .registry

@@ -132,6 +132,9 @@ async fn each_tenant_lists_exactly_its_own_projects() {
 
 #[tokio::test]
 async fn tenant_databases_are_separate_files() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let fixtures = four_tenants_with_projects(&app).await;
     let mut files = std::collections::BTreeSet::new();

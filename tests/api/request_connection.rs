@@ -212,6 +212,9 @@ async fn a_slow_upload_does_not_hold_the_tenant_connection() {
 /// `Retry-After`, and nothing of it is written.
 #[tokio::test]
 async fn a_write_waits_out_another_process_then_gives_up_with_503() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = crate::helpers::spawn_app().await;
     let acme = app
         .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")

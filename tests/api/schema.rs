@@ -41,6 +41,9 @@ async fn acme_with_owner(app: &TestApp) -> Session {
 
 #[tokio::test]
 async fn a_tenant_behind_the_schema_is_migrated_when_its_pool_opens() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let owner = acme_with_owner(&app).await;
     age_acme(&app).await;
@@ -61,6 +64,9 @@ async fn a_tenant_behind_the_schema_is_migrated_when_its_pool_opens() {
 
 #[tokio::test]
 async fn without_migrate_on_open_a_tenant_behind_is_unavailable_until_migrated() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app_with(|s| s.migrations.on_open = false).await;
     let owner = acme_with_owner(&app).await;
     app.create_tenant("globex").await;
@@ -103,6 +109,9 @@ async fn status_of(app: &TestApp, slug: &str) -> Value {
 
 #[tokio::test]
 async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     acme_with_owner(&app).await;
     app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
@@ -162,6 +171,9 @@ async fn a_tenant_left_migrating_by_a_crash_is_finished_by_the_next_run() {
 
 #[tokio::test]
 async fn concurrent_runs_over_the_same_tenants_do_not_fail_them() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     acme_with_owner(&app).await;
     age_acme(&app).await;

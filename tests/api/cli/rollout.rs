@@ -138,6 +138,9 @@ fn with_folder(cli: &Cli, folder: &Path) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_are_migrated() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let tenants = provision(&cli, "t", 50, "free").await;
     let folder = migrations_folder(&cli);
@@ -192,6 +195,9 @@ async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_a
 
 #[tokio::test]
 async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_run() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let pro = provision(&cli, "p", 3, "pro").await;
     let free = provision(&cli, "f", 8, "free").await;
@@ -244,6 +250,9 @@ async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_ru
 
 #[tokio::test]
 async fn a_run_killed_part_way_leaves_each_tenant_whole_and_a_rerun_finishes_every_one() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let tenants = provision(&cli, "k", 200, "free").await;
     let folder = migrations_folder(&cli);
@@ -286,6 +295,9 @@ async fn a_run_killed_part_way_leaves_each_tenant_whole_and_a_rerun_finishes_eve
 
 #[tokio::test]
 async fn two_runs_at_once_from_two_processes_never_migrate_a_tenant_together() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let tenants = provision(&cli, "c", 100, "free").await;
     let folder = migrations_folder(&cli);

@@ -7,6 +7,9 @@ use crate::helpers::{list_dir, Cli};
 
 #[test]
 fn tenant_create_prints_the_active_tenant_as_json() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let out = cli.run(&[
         "tenant", "create", "acme", "--name", "Acme Inc", "--plan", "pro", "--domain", "Acme.com",
@@ -70,6 +73,9 @@ fn bad_arguments_exit_2_and_create_nothing() {
 
 #[test]
 fn an_existing_slug_exits_1() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     cli.run(&["tenant", "create", "acme"]).assert_code(0);
     let again = cli.run(&["tenant", "create", "acme"]);
@@ -114,6 +120,9 @@ fn tenants_can_be_listed_shown_suspended_and_resumed() {
 
 #[test]
 fn delete_needs_yes_and_then_removes_the_database() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     cli.run(&["tenant", "create", "acme"]).assert_code(0);
     assert_eq!(databases(&cli).len(), 1);
@@ -134,6 +143,9 @@ fn delete_needs_yes_and_then_removes_the_database() {
 
 #[tokio::test]
 async fn an_owner_created_with_a_password_on_stdin_can_sign_in() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let args = [
         "tenant",
@@ -180,6 +192,9 @@ async fn an_owner_created_with_a_password_on_stdin_can_sign_in() {
 
 #[test]
 fn a_half_provisioned_tenant_is_finished_by_creating_it_again() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     // A regular file where the tenants directory should be: the database cannot be created.
     std::fs::write(cli.tenants_dir(), b"in the way").unwrap();
@@ -221,6 +236,9 @@ fn a_half_provisioned_tenant_is_finished_by_creating_it_again() {
 
 #[test]
 fn a_run_finishing_a_tenant_that_another_run_is_building_is_refused_and_harms_nothing() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     let plans = cli.dir.path().join("plans");
     for plan in ["free", "broken"] {
@@ -284,6 +302,9 @@ fn a_run_finishing_a_tenant_that_another_run_is_building_is_refused_and_harms_no
 
 #[tokio::test]
 async fn changes_made_by_the_cli_reach_a_running_server_within_the_cache_ttl() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let cli = Cli::new();
     cli.run(&["tenant", "create", "acme"]).assert_code(0);
     let app = serve(&cli, |s| s.registry.cache_ttl_secs = 1).await;

@@ -29,8 +29,10 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings.http.listen = "127.0.0.1:0".into();
     settings.admin.listen = "127.0.0.1:0".into();
     settings.admin.token = ADMIN_TOKEN.into();
-    settings.servers.get_mut("local").unwrap().url =
-        format!("sqlite://{}", dir.join("tenants").display());
+    settings.servers.get_mut("local").unwrap().url = match super::tenant_server_url() {
+        Some(url) => url,
+        None => format!("sqlite://{}", dir.join("tenants").display()),
+    };
     settings.secrets.master_key = "test-master-key-0123456789abcdef-0123456789".into();
     settings.auth.argon2_memory_kib = 1024;
     settings.auth.argon2_iterations = 1;
@@ -171,7 +173,20 @@ impl TestApp {
         let reply = self
             .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body))
             .await;
-        assert_eq!(reply.status, 201, "creating {slug}: {}", reply.body);
+        if reply.status != 201 {
+            // What the operator would look at: the tenant's last_error, if it got a row.
+            let row = self
+                .admin(
+                    reqwest::Method::GET,
+                    &format!("/admin/v1/tenants/{slug}"),
+                    None,
+                )
+                .await;
+            panic!(
+                "creating {slug}: {} {}; the tenant: {}",
+                reply.status, reply.body, row.body
+            );
+        }
         self.tenant(slug).login(email, password).await
     }
 

@@ -93,6 +93,9 @@ impl Cli {
         if let Some(registry) = &self.registry {
             env.push(("SILO__REGISTRY__URL", registry.url.clone()));
         }
+        if let Some(server) = super::tenant_server_url() {
+            env.push(("SILO__SERVERS__LOCAL__URL", server));
+        }
         env
     }
 

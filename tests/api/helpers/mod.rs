@@ -12,6 +12,9 @@ pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 pub use cli::{templates_dir, Cli, Output};
 pub use client::{Reply, Session, TenantClient};
 pub use cluster::Cluster;
-pub use postgres::{fresh_database, test_registry, test_registry_blocking, TestDatabase};
+pub use postgres::{
+    fresh_database, sqlite_files_only, tenant_server_url, test_registry, test_registry_blocking,
+    TestDatabase,
+};
 pub use raw::{raw_request, KeepAlive};
 pub use team::{invite_and_accept, team, Team};

@@ -42,6 +42,27 @@ pub fn registry_on_postgres() -> bool {
     }
 }
 
+/// The PostgreSQL server every test's tenant databases go to, when this run puts them there
+/// (`SILO_TEST_TENANT_SERVER=postgres://<admin>@<host>/<db>`): the suite's other backend switch.
+/// `scripts/test.sh` sets it to a cluster of its own, made for the pass and removed after it.
+pub fn tenant_server_url() -> Option<String> {
+    std::env::var("SILO_TEST_TENANT_SERVER")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// True, with the reason printed, where this run's tenant databases are on PostgreSQL, for a
+/// test that inspects SQLite tenant files themselves (their names, handles, locks or contents):
+/// it returns there. What such a test checks of behaviour, the PostgreSQL tests check on
+/// databases and roles (`postgres_tenants`, `placement`, `pools::on_postgres`).
+pub fn sqlite_files_only() -> bool {
+    let on_postgres = tenant_server_url().is_some();
+    if on_postgres {
+        eprintln!("skipped on PostgreSQL tenant servers: the test inspects SQLite tenant files");
+    }
+    on_postgres
+}
+
 /// A fresh registry database when [`registry_on_postgres`], else none (the SQLite default).
 pub async fn test_registry() -> Option<TestDatabase> {
     if !registry_on_postgres() {

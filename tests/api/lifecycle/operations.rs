@@ -144,6 +144,9 @@ async fn suspend_and_resume_answer_with_the_new_status() {
 
 #[tokio::test]
 async fn deleting_needs_the_slug_confirmed_and_then_removes_everything() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let owner = app
         .create_tenant_with_owner("acme", "owner@acme.com", "owner-password")
@@ -213,6 +216,9 @@ async fn deleting_needs_the_slug_confirmed_and_then_removes_everything() {
 
 #[tokio::test]
 async fn a_delete_that_fails_part_way_leaves_the_tenant_gone_for_clients_and_can_be_finished() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let tenant = app.create_tenant("acme").await;
     let session = app.tenant("acme").signup("a@x.com", "a-password").await;

@@ -11,6 +11,9 @@ use crate::helpers::{list_dir, spawn_app};
 
 #[tokio::test]
 async fn creating_a_tenant_returns_it_whole() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let reply = create(
         &app,
@@ -149,6 +152,9 @@ async fn invalid_requests_are_refused_before_anything_is_created() {
 
 #[tokio::test]
 async fn a_tenant_whose_provisioning_failed_stays_provisioning_and_unavailable() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     // A regular file where the tenants directory should be: no database can be created.
     std::fs::write(app.tenants_dir(), b"in the way").unwrap();
@@ -177,6 +183,9 @@ async fn a_tenant_whose_provisioning_failed_stays_provisioning_and_unavailable()
 
 #[tokio::test]
 async fn a_provisioning_that_fails_part_way_leaves_no_database_file() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     // The database is created and migrated, then the plan's seed fails.
     create(&app, json!({"slug": "broke", "plan": "broken"}))

@@ -89,6 +89,9 @@ async fn assert_within_budget(app: &TestApp, budget: f64) -> BudgetMetrics {
 
 #[tokio::test]
 async fn a_full_budget_closes_the_least_recently_used_idle_pool_for_a_new_tenant() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = app_with_budget(2, 1).await;
 
     let mut owners = Vec::new();
@@ -126,6 +129,9 @@ async fn a_full_budget_closes_the_least_recently_used_idle_pool_for_a_new_tenant
 
 #[tokio::test]
 async fn two_tenants_sharing_a_one_connection_budget_are_both_served_when_hit_at_once() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = app_with_budget(1, 1).await;
     let (_, acme) = tenant_with_owner(&app, "acme").await;
     let (_, globex) = tenant_with_owner(&app, "globex").await;
@@ -154,6 +160,9 @@ async fn two_tenants_sharing_a_one_connection_budget_are_both_served_when_hit_at
 
 #[tokio::test]
 async fn tenants_closed_and_reopened_for_the_budget_still_see_only_their_own_projects() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = app_with_budget(1, 1).await;
     let mut tenants = Vec::new();
     for (count, slug) in ["acme", "globex", "initech"].into_iter().enumerate() {
@@ -204,6 +213,9 @@ async fn tenants_closed_and_reopened_for_the_budget_still_see_only_their_own_pro
 
 #[tokio::test]
 async fn a_pool_that_fails_to_open_gives_its_room_in_the_budget_back() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = app_with_budget(1, 1).await;
     let broken = app.create_tenant("broken").await;
     app.create_tenant("healthy").await;

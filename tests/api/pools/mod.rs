@@ -40,6 +40,9 @@ async fn open_pools(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn fifty_concurrent_first_requests_open_exactly_one_pool() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let (id, owner) = tenant_with_owner(&app, "acme").await;
     app.state.pools.evict(id).await;
@@ -125,6 +128,9 @@ async fn a_pool_in_use_stays_open() {
 
 #[tokio::test]
 async fn a_missing_database_makes_only_its_own_tenant_unavailable() {
+    if crate::helpers::sqlite_files_only() {
+        return;
+    }
     let app = spawn_app().await;
     let broken = app.create_tenant("broken").await;
     app.create_tenant("healthy").await;
