@@ -26,12 +26,14 @@
 # SILO__* variables not set here (e.g. SILO__POOL__MAX_CONNECTIONS_PER_TENANT) reach silo as usual.
 #
 #   scripts/bench.sh migrate     the migration fan-out over a fleet: see scripts/bench-migrate.sh
+#   scripts/bench.sh provision   ms per new tenant, SQLite and PostgreSQL: see scripts/bench-provision.sh
 set -euo pipefail
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
   http) ;;
   migrate) exec "$(dirname "$0")/bench-migrate.sh" ;;
+  provision) exec "$(dirname "$0")/bench-provision.sh" ;;
   *) usage >&2; exit 2 ;;
 esac
 

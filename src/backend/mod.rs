@@ -93,8 +93,10 @@ impl Server {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return PostgresServer::parse(url, secrets, tenant_pool_size).map(Server::Postgres);
         }
+        // Only the scheme is repeated: the rest may hold a password.
+        let scheme = url.split("://").next().unwrap_or_default();
         Err(format!(
-            "{url:?} is neither sqlite://<dir> nor postgres://<admin>@<host>/<database>"
+            "a {scheme:?} URL is neither sqlite://<dir> nor postgres://<admin>@<host>/<database>"
         ))
     }
 

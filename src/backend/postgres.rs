@@ -58,8 +58,9 @@ const HISTORY: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
 
 impl PostgresServer {
     pub fn parse(url: &str, secrets: Secrets, connection_limit: u32) -> Result<Self, String> {
-        let admin_url = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
-        PgConnectOptions::from_str(url).map_err(|e| format!("{e}"))?;
+        // The message never repeats the URL: it holds the admin role's password.
+        let admin_url = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+        PgConnectOptions::from_str(url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
         Ok(Self {
             admin_url,
             secrets,
@@ -166,9 +167,10 @@ impl PostgresServer {
                 .fetch_one(&mut admin)
                 .await
                 .context("looking for the tenant role")?;
-        // The password is hex and the name checked: both are safe as literals, which role
-        // statements need (they take no parameters).
-        let password = self.password(tenant.id, tenant.credentials_version);
+        // Sent as a SCRAM verifier, never in the clear: a statement may reach the server's log.
+        // The verifier is base64 and `$:`, the name checked: both are safe as literals, which
+        // role statements need (they take no parameters).
+        let password = scram_verifier(&self.password(tenant.id, tenant.credentials_version));
         let limit = self.connection_limit;
         let role = if role_exists { "ALTER" } else { "CREATE" };
         admin
@@ -184,13 +186,16 @@ impl PostgresServer {
                 .fetch_one(&mut admin)
                 .await
                 .context("looking for the tenant database")?;
-        if exists {
-            return Ok(false);
+        if !exists {
+            admin
+                .execute(
+                    format!("CREATE DATABASE {name} TEMPLATE {template} OWNER {name}").as_str(),
+                )
+                .await
+                .with_context(|| format!("creating the database of {}", tenant.slug))?;
         }
-        admin
-            .execute(format!("CREATE DATABASE {name} TEMPLATE {template} OWNER {name}").as_str())
-            .await
-            .with_context(|| format!("creating the database of {}", tenant.slug))?;
+        // Also on a database an earlier run made and died before finishing: both steps are
+        // idempotent, so a re-run never takes a half-set-up database for a finished one.
         let made = async {
             admin
                 .execute(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC").as_str())
@@ -204,12 +209,14 @@ impl PostgresServer {
         }
         .await;
         if let Err(error) = made {
-            let _ = self.drop_database(tenant).await;
+            if !exists {
+                let _ = self.drop_database(tenant).await;
+            }
             return Err(error
                 .context(format!("setting up the database of {}", tenant.slug))
                 .into());
         }
-        Ok(true)
+        Ok(!exists)
     }
 
     /// The tenant database's size on the server.
@@ -306,12 +313,50 @@ impl PostgresServer {
     }
 }
 
-/// Gives every table and sequence of the `public` schema to `role`.
+/// PostgreSQL's stored form of a `scram-sha-256` password (RFC 5802, 4096 iterations), made
+/// here so the password itself never reaches the server.
+fn scram_verifier(password: &str) -> String {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use hmac::{Hmac, Mac};
+    use rand::RngCore;
+    use sha2::{Digest, Sha256};
+    const ITERATIONS: u32 = 4096;
+    let hmac = |key: &[u8], data: &[u8]| -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    };
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    // PBKDF2-HMAC-SHA-256 of one block: its output is one hash long.
+    let mut block = hmac(
+        password.as_bytes(),
+        &[&salt[..], &1u32.to_be_bytes()].concat(),
+    );
+    let mut salted = block;
+    for _ in 1..ITERATIONS {
+        block = hmac(password.as_bytes(), &block);
+        salted.iter_mut().zip(block).for_each(|(s, b)| *s ^= b);
+    }
+    let stored = Sha256::digest(hmac(&salted, b"Client Key"));
+    let server = hmac(&salted, b"Server Key");
+    format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(stored),
+        STANDARD.encode(server)
+    )
+}
+
+/// Gives every table and free-standing sequence of the `public` schema to `role` (a sequence a
+/// column owns goes with its table, and cannot be given on its own).
 fn give_tables_to(role: &str) -> String {
     format!(
         "DO $$ DECLARE t record; BEGIN
            FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'p') LOOP
+                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'p')
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                      AND d.objid = c.oid AND d.deptype IN ('a', 'i')) LOOP
              EXECUTE format('ALTER TABLE public.%I OWNER TO {role}', t.relname);
            END LOOP;
          END $$"
@@ -335,8 +380,8 @@ async fn migrate(
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
-            .collect();
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
     for (version, checksum, success) in &applied {
         if !success {
             bail!(

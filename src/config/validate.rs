@@ -97,6 +97,13 @@ impl Settings {
                     ),
                 ));
             }
+            let postgres = server.url.trim().starts_with("postgres");
+            if postgres && server.max_connections < 3 {
+                return Err(ConfigError::new(
+                    key,
+                    "must be at least 3 on a PostgreSQL server: provisioning a tenant holds three connections at once",
+                ));
+            }
         }
         positive("pool.idle_ttl_secs", self.pool.idle_ttl_secs)?;
         positive("pool.acquire_timeout_ms", self.pool.acquire_timeout_ms)?;

@@ -187,8 +187,9 @@ impl TenantPools {
     /// Room for `connections` control-path connections at once (provisioning, deletion,
     /// stats, a migration batch), counted like a pool's. The control path is never in a hurry:
     /// it waits for room as long as it takes (a caller's own deadline, such as the admin API's
-    /// request timeout, still holds), rather than fail for a router busy serving requests, and
-    /// it never takes room that requests are using.
+    /// request timeout, still holds), rather than fail for a router busy serving requests; it
+    /// makes room as a cold tenant does, by closing idle pools, never busy ones. More than the
+    /// whole budget is refused at once (the configuration's checks keep that from happening).
     pub async fn reserve_for_control(
         &self,
         tenant: &TenantRecord,
@@ -198,8 +199,12 @@ impl TenantPools {
             .budgets
             .get(tenant.server.as_str())
             .map_or(0, |budget| budget.total());
-        // More than the whole budget would never fit: use all of it, one step at a time.
-        let connections = connections.min(total.max(1));
+        if connections > total {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "the control path needs {connections} connections at once, more than the budget of {total} towards server {:?}",
+                tenant.server
+            )));
+        }
         loop {
             match self.reserve(tenant, connections).await {
                 Err(Error::TenantUnavailable { .. }) => continue,
