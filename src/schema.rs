@@ -164,6 +164,31 @@ impl TenantSchema {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
+
+    /// Checks a tenant database's migration history, `(version, checksum, success)` rows, before
+    /// anything is applied on top of it: no migration failed part-way (a dirty database), none
+    /// is unknown to this schema, none was changed after it was applied. Every migrator (SQLite
+    /// and PostgreSQL) asks this.
+    pub fn check_history(&self, applied: &[(i64, Vec<u8>, bool)]) -> anyhow::Result<()> {
+        for (version, checksum, success) in applied {
+            if !success {
+                anyhow::bail!(
+                    "migration {version} failed part-way before (a dirty database); repair it by hand"
+                );
+            }
+            match self.migrations.iter().find(|m| m.version == *version) {
+                None => anyhow::bail!(
+                    "the database carries migration {version}, which this schema (up to {}) does not have",
+                    self.target_version()
+                ),
+                Some(known) if known.checksum.as_ref() != checksum.as_slice() => anyhow::bail!(
+                    "migration {version} was changed after it was applied (its checksum differs)"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

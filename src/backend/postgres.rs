@@ -11,7 +11,7 @@
 
 use std::{str::FromStr, sync::Arc, time::Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use sqlx::{
     postgres::{PgConnectOptions, PgConnection},
     Connection, Executor, Row,
@@ -382,23 +382,7 @@ async fn migrate(
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect::<Result<_, sqlx::Error>>()?;
-    for (version, checksum, success) in &applied {
-        if !success {
-            bail!(
-                "migration {version} failed part-way before (a dirty database); repair it by hand"
-            );
-        }
-        match schema.migrations().iter().find(|m| m.version == *version) {
-            None => bail!(
-                "the database carries migration {version}, which this schema (up to {}) does not have",
-                schema.target_version()
-            ),
-            Some(known) if known.checksum.as_ref() != checksum.as_slice() => {
-                bail!("migration {version} was changed after it was applied (its checksum differs)")
-            }
-            Some(_) => {}
-        }
-    }
+    schema.check_history(&applied)?;
     let mut changed = false;
     for migration in schema.migrations() {
         if applied.iter().any(|(v, _, _)| *v == migration.version) {

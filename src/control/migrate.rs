@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rusqlite::{config::DbConfig, OpenFlags, TransactionBehavior};
 
 use crate::{
@@ -189,23 +189,7 @@ fn migrate_sqlite(path: &Path, create: bool, schema: &TenantSchema) -> anyhow::R
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
-    for (version, checksum, success) in &applied {
-        if !success {
-            bail!(
-                "migration {version} failed part-way before (a dirty database); repair it by hand"
-            );
-        }
-        match schema.migrations().iter().find(|m| m.version == *version) {
-            None => bail!(
-                "the database carries migration {version}, which this schema (up to {}) does not have",
-                schema.target_version()
-            ),
-            Some(known) if known.checksum.as_ref() != checksum.as_slice() => {
-                bail!("migration {version} was changed after it was applied (its checksum differs)")
-            }
-            Some(_) => {}
-        }
-    }
+    schema.check_history(&applied)?;
     for migration in schema.migrations() {
         if applied
             .iter()
