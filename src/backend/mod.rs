@@ -149,9 +149,11 @@ impl Server {
             Server::Sqlite(sqlite) => database::sqlite_url(&sqlite.file(&tenant.database)?, false),
             Server::Postgres(postgres) => postgres.admin_url_for(tenant)?,
         };
+        // sqlx keeps trying an unreachable server until this passes: a few seconds, so a
+        // stopped server is a prompt 503 rather than a long wait.
         let shape = PoolShape {
             max_connections: 1,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(3),
             idle_timeout: None,
         };
         Ok(database::open(&url, shape)

@@ -122,14 +122,21 @@ impl PostgresServer {
         Ok(self.url_for(self.identifier(tenant)?, None).to_string())
     }
 
-    async fn admin(&self, database: Option<&str>) -> anyhow::Result<PgConnection> {
+    /// An admin session. A server that cannot be reached right now is a passing condition of
+    /// its tenants (`503 tenant_unavailable`, as on the request path); one that refuses the admin
+    /// role, a fault of the deployment (`500`).
+    async fn admin(&self, database: Option<&str>) -> Result<PgConnection> {
         let url = match database {
             Some(database) => self.url_for(database, None),
             None => self.admin_url.clone(),
         };
-        PgConnection::connect(url.as_str())
-            .await
-            .context("connecting to the database server as its admin role")
+        match PgConnection::connect(url.as_str()).await {
+            Ok(conn) => Ok(conn),
+            Err(refused @ sqlx::Error::Database(_)) => Err(anyhow::Error::new(refused)
+                .context("connecting to the database server as its admin role")
+                .into()),
+            Err(unreachable) => Err(crate::pool::PoolError::Unreachable(unreachable).into()),
+        }
     }
 
     /// Held while one run builds the tenant's database: a session-level advisory lock on an

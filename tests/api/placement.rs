@@ -191,7 +191,37 @@ async fn a_server_that_stops_makes_only_its_tenants_unavailable_until_it_is_back
         "{far_answers:?}"
     );
 
+    // The control path says the same, and leaves nothing half made: stats, and a tenant
+    // provisioned onto the stopped server, are 503; that tenant stays `provisioning` (clients
+    // get 503) until a re-run, as the CLI's, finishes it once the server is back.
+    app.admin(Method::GET, "/admin/v1/tenants/far/stats", None)
+        .await
+        .assert_unavailable();
+    let late = json!({"slug": "late", "server": "second"});
+    app.admin(Method::POST, "/admin/v1/tenants", Some(late.clone()))
+        .await
+        .assert_unavailable();
+
+    let pending = app.admin(Method::GET, "/admin/v1/tenants/late", None).await;
+    assert_eq!(pending.body["status"], "provisioning", "{}", pending.body);
+
     cluster.start_again();
+    let again = silo::control::ProvisionRequest {
+        slug: late["slug"].as_str().unwrap().into(),
+        name: None,
+        plan: None,
+        server: Some("second".into()),
+        domains: vec![],
+        owner: None,
+    };
+    let finished = silo::control::provision(
+        &app.state,
+        again,
+        silo::control::IfExists::FinishProvisioning,
+    )
+    .await
+    .expect("finished once its server is back");
+    assert_eq!(finished.status.as_str(), "active");
     let deadline = Instant::now() + Duration::from_secs(15);
     while read(&app, "far", &far.access_token).await != 200 {
         assert!(
