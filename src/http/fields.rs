@@ -14,7 +14,7 @@ use utoipa::openapi::{
 
 use crate::{
     identity::{Email, NAME_MAX, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN},
-    tenant::{Domain, Slug},
+    tenant::{Domain, Slug, RESERVED_SLUGS},
 };
 
 /// Most characters in a project's description.
@@ -35,39 +35,34 @@ fn nullable(builder: ObjectBuilder) -> ObjectBuilder {
     builder.schema_type(SchemaType::from_iter([Type::String, Type::Null]))
 }
 
-fn named(min: usize, max: usize, what: &str) -> ObjectBuilder {
+/// `min` to `max` characters after trimming; `more` ends the description.
+fn named(min: usize, max: usize, more: &str) -> ObjectBuilder {
     string()
         .min_length(Some(min))
         .max_length(Some(max))
         // Trimmed first: a value of spaces only is empty.
         .pattern(Some(r"\S"))
-        .description(Some(what))
+        .description(Some(format!(
+            "{min} to {max} characters, not only spaces (trimmed){more}"
+        )))
 }
 
 /// A name (of a user, project, API token or tenant): 1 to 200 characters, not only spaces.
 pub fn name() -> Object {
-    named(
-        1,
-        NAME_MAX,
-        "1 to 200 characters, not only spaces (trimmed)",
-    )
-    .build()
+    named(1, NAME_MAX, "").build()
 }
 
 /// An optional name: absent or null takes the default the operation describes.
 pub fn optional_name() -> Object {
-    nullable(named(
-        1,
-        NAME_MAX,
-        "1 to 200 characters, not only spaces (trimmed); absent or null: a default",
-    ))
-    .build()
+    nullable(named(1, NAME_MAX, "; absent or null: a default")).build()
 }
 
 /// A project's description: up to 2,000 characters; null clears it.
 pub fn description() -> Object {
     nullable(string().max_length(Some(DESCRIPTION_MAX)))
-        .description(Some("Up to 2,000 characters; null for none"))
+        .description(Some(format!(
+            "Up to {DESCRIPTION_MAX} characters; null for none"
+        )))
         .build()
 }
 
@@ -89,10 +84,12 @@ fn email_builder() -> ObjectBuilder {
             "^{EMAIL_CHAR}{{1,{local}}}@{EMAIL_EDGE}{EMAIL_CHAR}*\\.{EMAIL_CHAR}*{EMAIL_EDGE}$",
             local = Email::MAX_LOCAL_LEN
         )))
-        .description(Some(
-            "At most 254 characters, at most 64 before the `@`, a dot in the domain; \
+        .description(Some(format!(
+            "At most {} characters, at most {} before the `@`, a dot in the domain; \
              compared case-insensitively after trimming",
-        ))
+            Email::MAX_LEN,
+            Email::MAX_LOCAL_LEN
+        )))
 }
 
 /// A new password.
@@ -110,7 +107,9 @@ fn password_builder() -> ObjectBuilder {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
         .min_length(Some(PASSWORD_MIN_LEN))
         .max_length(Some(PASSWORD_MAX_LEN))
-        .description(Some("8 to 1,024 characters"))
+        .description(Some(format!(
+            "{PASSWORD_MIN_LEN} to {PASSWORD_MAX_LEN} characters"
+        )))
 }
 
 /// The email of a sign-in: only its length is checked, as any other mismatch is
@@ -118,7 +117,7 @@ fn password_builder() -> ObjectBuilder {
 pub fn login_email() -> Object {
     string()
         .max_length(Some(Email::MAX_LEN))
-        .description(Some("At most 254 characters"))
+        .description(Some(format!("At most {} characters", Email::MAX_LEN)))
         .build()
 }
 
@@ -127,7 +126,7 @@ pub fn login_password() -> Object {
     string()
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
         .max_length(Some(PASSWORD_MAX_LEN))
-        .description(Some("At most 1,024 characters"))
+        .description(Some(format!("At most {PASSWORD_MAX_LEN} characters")))
         .build()
 }
 
@@ -141,11 +140,13 @@ fn slug_builder() -> ObjectBuilder {
 /// A new tenant's slug.
 pub fn slug() -> Object {
     slug_builder()
-        .description(Some(
-            "3 to 63 of a-z, 0-9 and -, starting with a letter, no trailing - and no --; \
-             not reserved (www, api, admin, app, mail, static, assets, status, silo and \
-             resolve.reserved_slugs)",
-        ))
+        .description(Some(format!(
+            "{} to {} of a-z, 0-9 and -, starting with a letter, no trailing - and no --; \
+             not reserved ({} and resolve.reserved_slugs)",
+            Slug::MIN_LEN,
+            Slug::MAX_LEN,
+            RESERVED_SLUGS.join(", ")
+        )))
         .build()
 }
 
@@ -158,15 +159,18 @@ pub fn optional_slugs() -> utoipa::openapi::Array {
 }
 
 fn domain_builder() -> ObjectBuilder {
-    let label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
-    let top = "[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?";
+    // A label: its first and last characters, and at most MAX_LABEL_LEN - 2 between.
+    let inner = Domain::MAX_LABEL_LEN - 2;
+    let label = format!("[a-z0-9](?:[a-z0-9-]{{0,{inner}}}[a-z0-9])?");
+    let top = format!("[a-z](?:[a-z0-9-]{{0,{inner}}}[a-z0-9])?");
     string()
         .max_length(Some(Domain::MAX_LEN))
         .pattern(Some(format!("^(?:{label}\\.)+{top}$")))
-        .description(Some(
-            "A DNS name of at least two labels, up to 253 characters, not under \
+        .description(Some(format!(
+            "A DNS name of at least two labels, up to {} characters, not under \
              resolve.base_domain",
-        ))
+            Domain::MAX_LEN
+        )))
 }
 
 /// A custom domain.
@@ -184,7 +188,7 @@ pub fn reason() -> Object {
     named(
         1,
         crate::control::REASON_MAX,
-        "1 to 500 characters, not only spaces; written to the tenant's audit log",
+        "; written to the tenant's audit log",
     )
     .build()
 }

@@ -9,5 +9,5 @@ mod status;
 pub use domain::Domain;
 pub use id::TenantId;
 pub use record::TenantRecord;
-pub use slug::Slug;
+pub use slug::{Slug, RESERVED as RESERVED_SLUGS};
 pub use status::Status;

@@ -51,22 +51,51 @@ where
     }
 }
 
-#[tokio::test]
-async fn a_change_through_one_router_holds_on_the_other_within_a_second() {
-    let Some(db) = fresh_database().await else {
-        return;
-    };
+/// Two routers on one fresh registry, with tenant `acme` made through `one` and already served
+/// (so cached) by `other`; `token` is acme's owner's.
+struct Routers {
+    db: crate::helpers::TestDatabase,
+    _shared: tempfile::TempDir,
+    one: TestApp,
+    other: TestApp,
+    token: String,
+}
+
+async fn two_routers_serving_acme() -> Option<Routers> {
+    let db = fresh_database().await?;
     let shared = tempfile::tempdir().unwrap();
     let one = router(&db.url, shared.path()).await;
     let other = router(&db.url, shared.path()).await;
     let owner = one
         .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
         .await;
-    let token = owner.access_token.clone();
-    let acme = other.tenant("acme");
-    // The other router serves the tenant, and has it cached from now on.
-    let me = acme.get("/v1/me", &token).await;
+    let me = other
+        .tenant("acme")
+        .get("/v1/me", &owner.access_token)
+        .await;
     assert_eq!(me.status, 200, "{}", me.body);
+    Some(Routers {
+        db,
+        _shared: shared,
+        one,
+        other,
+        token: owner.access_token,
+    })
+}
+
+#[tokio::test]
+async fn a_change_through_one_router_holds_on_the_other_within_a_second() {
+    let Some(Routers {
+        db: _db,
+        _shared,
+        one,
+        other,
+        token,
+    }) = two_routers_serving_acme().await
+    else {
+        return;
+    };
+    let acme = other.tenant("acme");
 
     let suspended = one
         .admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
@@ -128,19 +157,17 @@ async fn a_change_through_one_router_holds_on_the_other_within_a_second() {
 
 #[tokio::test]
 async fn a_router_whose_listener_lost_its_connection_catches_up() {
-    let Some(db) = fresh_database().await else {
+    let Some(Routers {
+        db,
+        _shared,
+        one,
+        other,
+        token,
+    }) = two_routers_serving_acme().await
+    else {
         return;
     };
-    let shared = tempfile::tempdir().unwrap();
-    let one = router(&db.url, shared.path()).await;
-    let other = router(&db.url, shared.path()).await;
-    let owner = one
-        .create_tenant_with_owner("acme", "owner@acme.test", "owner-password")
-        .await;
-    let token = owner.access_token.clone();
     let acme = other.tenant("acme");
-    assert_eq!(acme.get("/v1/me", &token).await.status, 200);
-
     // Every router's listener connection is cut, as a failover or a connection reaper would.
     let mut conn = db.connect().await;
     let listening = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \

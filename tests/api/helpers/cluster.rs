@@ -111,17 +111,22 @@ impl Cluster {
         )
     }
 
-    /// Runs one of PostgreSQL's tools as the cluster's owner; panics with its output on failure.
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// One of PostgreSQL's tools, to run as the cluster's owner (`postgres` when we are root).
+    fn tool(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let mut command = if is_root() {
+        if is_root() {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&program);
             command
         } else {
             Command::new(&program)
-        };
-        let output = command
+        }
+    }
+
+    /// Runs one of PostgreSQL's tools as the cluster's owner; panics with its output on failure.
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .tool(tool)
             .args(args)
             .current_dir(self.path())
             .output()
@@ -175,16 +180,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
         let data = self.data();
-        let mut command = if is_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&program);
-            command
-        } else {
-            Command::new(&program)
-        };
-        let _ = command
+        let _ = self
+            .tool("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "-w", "stop"])
             .output();
     }
