@@ -294,12 +294,9 @@ async fn every_admin_route_refuses_a_missing_or_wrong_token() {
 
 #[tokio::test]
 async fn stats_of_a_tenant_whose_database_is_gone_are_unavailable_not_an_error() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     let tenant = app.create_tenant("acme").await;
-    std::fs::remove_file(app.database_file(&tenant)).unwrap();
+    app.database(&tenant).remove().await;
     let stats = app
         .admin(Method::GET, "/admin/v1/tenants/acme/stats", None)
         .await;

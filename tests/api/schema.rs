@@ -15,17 +15,12 @@ async fn age_acme(app: &TestApp) -> Value {
         .body;
     let record = silo::control::find(&app.state, "acme").await.unwrap();
     app.state.pools.evict(record.id).await;
-    let url = format!("sqlite://{}", app.database_file(&tenant).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for statement in [
-        "DROP TABLE invitations",
-        "DROP TABLE api_tokens",
-        "DROP TABLE audit_log",
-        "DELETE FROM _sqlx_migrations WHERE version > 1",
-    ] {
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
-    pool.close().await;
+    app.database(&tenant)
+        .execute(
+            "DROP TABLE invitations; DROP TABLE api_tokens; DROP TABLE audit_log;
+             DELETE FROM _sqlx_migrations WHERE version > 1;",
+        )
+        .await;
     app.state
         .registry
         .set_schema_version(&record, 1)
@@ -41,9 +36,6 @@ async fn acme_with_owner(app: &TestApp) -> Session {
 
 #[tokio::test]
 async fn a_tenant_behind_the_schema_is_migrated_when_its_pool_opens() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     let owner = acme_with_owner(&app).await;
     age_acme(&app).await;
@@ -64,9 +56,6 @@ async fn a_tenant_behind_the_schema_is_migrated_when_its_pool_opens() {
 
 #[tokio::test]
 async fn without_migrate_on_open_a_tenant_behind_is_unavailable_until_migrated() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app_with(|s| s.migrations.on_open = false).await;
     let owner = acme_with_owner(&app).await;
     app.create_tenant("globex").await;
@@ -109,9 +98,6 @@ async fn status_of(app: &TestApp, slug: &str) -> Value {
 
 #[tokio::test]
 async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     acme_with_owner(&app).await;
     app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
@@ -119,9 +105,8 @@ async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds()
     let tenant = age_acme(&app).await;
 
     // The database is away: the run fails for acme, which stays suspended with the reason.
-    let file = app.database_file(&tenant);
-    let aside = app.dir.path().join("aside.db");
-    std::fs::rename(&file, &aside).unwrap();
+    let database = app.database(&tenant);
+    let aside = database.take_away("aside").await;
     let report = silo::control::migrate(&app.state, &everyone(), |_| {})
         .await
         .unwrap();
@@ -130,7 +115,7 @@ async fn a_migration_run_never_lifts_a_suspension_whether_it_fails_or_succeeds()
     assert_eq!(after_failure["status"], "suspended", "{after_failure}");
     assert!(after_failure["last_error"].is_string());
 
-    std::fs::rename(&aside, &file).unwrap();
+    aside.put_back(&database).await;
     let report = silo::control::migrate(&app.state, &everyone(), |_| {})
         .await
         .unwrap();
@@ -171,9 +156,6 @@ async fn a_tenant_left_migrating_by_a_crash_is_finished_by_the_next_run() {
 
 #[tokio::test]
 async fn concurrent_runs_over_the_same_tenants_do_not_fail_them() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     acme_with_owner(&app).await;
     age_acme(&app).await;

@@ -18,13 +18,16 @@ fn databases(cli: &Cli) -> Vec<String> {
         .collect()
 }
 
-/// A silo serving the CLI's data directory.
+/// A silo serving the CLI's data directory, its tenant server and its master key (the
+/// development key the CLI keeps there), so either can use what the other made.
 async fn serve(cli: &Cli, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let (data_dir, tenants_dir, registry) = (cli.data_dir(), cli.tenants_dir(), cli.registry_url());
+    let (data_dir, registry) = (cli.data_dir(), cli.registry_url());
+    let server = cli.server_url();
     spawn_app_with(move |s| {
         s.data_dir = data_dir;
         s.registry.url = registry;
-        s.servers.get_mut("local").unwrap().url = format!("sqlite://{}", tenants_dir.display());
+        s.servers.get_mut("local").unwrap().url = server;
+        s.secrets.master_key = "".into();
         adjust(s);
     })
     .await

@@ -17,7 +17,7 @@ use silo::{
 };
 
 use super::serve;
-use crate::helpers::Cli;
+use crate::helpers::{Cli, TenantDatabase};
 
 /// The new migration every test rolls out: a column and an index, as a real one would.
 const NEW: &str = "ALTER TABLE projects ADD COLUMN colour TEXT;\n\
@@ -41,9 +41,14 @@ fn migrations_folder(cli: &Cli) -> PathBuf {
 }
 
 /// Provisions `<prefix>-<n>` for each n (on `plan`), 8 at a time, through one silo on the
-/// CLI's data directory, and answers their slugs and database files in id order, which is the
+/// CLI's data directory, and answers their slugs and databases in id order, which is the
 /// order a run takes them in.
-async fn provision(cli: &Cli, prefix: &str, count: usize, plan: &str) -> Vec<(String, PathBuf)> {
+async fn provision(
+    cli: &Cli,
+    prefix: &str,
+    count: usize,
+    plan: &str,
+) -> Vec<(String, TenantDatabase)> {
     let app = serve(cli, |_| {}).await;
     let slugs: Vec<String> = (0..count).map(|n| format!("{prefix}-{n}")).collect();
     let records: Vec<_> = stream::iter(slugs)
@@ -68,37 +73,29 @@ async fn provision(cli: &Cli, prefix: &str, count: usize, plan: &str) -> Vec<(St
     records.sort_by_key(|record| record.id.to_string());
     let tenants = records
         .into_iter()
-        .map(|record| {
-            let file = cli.tenants_dir().join(&record.database);
-            (record.slug.to_string(), file)
-        })
+        .map(|record| (record.slug.to_string(), cli.database(&record.database)))
         .collect();
     app.shutdown().await;
     tenants
 }
 
 /// The versions in a tenant database's migration history, and whether it has [`NEW`]'s column.
-fn carried(file: &Path) -> (Vec<i64>, bool) {
-    let conn = rusqlite::Connection::open(file).unwrap();
-    let mut statement = conn
-        .prepare("SELECT version FROM _sqlx_migrations ORDER BY version")
-        .unwrap();
-    let versions = statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let colour = conn.prepare("SELECT colour FROM projects").is_ok();
+async fn carried(database: &TenantDatabase) -> (Vec<i64>, bool) {
+    let versions = database.versions().await;
+    let colour = database
+        .try_execute("SELECT colour FROM projects LIMIT 1")
+        .await
+        .is_ok();
     (versions, colour)
 }
 
 /// Every tenant database is whole at one version: the old (no new column) or the new.
-fn assert_each_at_old_or_new(tenants: &[(String, PathBuf)]) -> usize {
+async fn assert_each_at_old_or_new(tenants: &[(String, TenantDatabase)]) -> usize {
     let old: Vec<i64> = (1..=built_in()).collect();
     let new: Vec<i64> = (1..=built_in() + 1).collect();
     let mut migrated = 0;
-    for (slug, file) in tenants {
-        match carried(file) {
+    for (slug, database) in tenants {
+        match carried(database).await {
             (versions, false) if versions == old => {}
             (versions, true) if versions == new => migrated += 1,
             other => panic!("{slug} is half-migrated: {other:?}"),
@@ -108,18 +105,12 @@ fn assert_each_at_old_or_new(tenants: &[(String, PathBuf)]) -> usize {
 }
 
 /// Makes the tenant's database conflict with [`NEW`]: it already has a `labels` table.
-fn conflict(file: &Path) {
-    rusqlite::Connection::open(file)
-        .unwrap()
-        .execute_batch("CREATE TABLE labels (x INTEGER);")
-        .unwrap();
+async fn conflict(database: &TenantDatabase) {
+    database.execute("CREATE TABLE labels (x INTEGER);").await;
 }
 
-fn unconflict(file: &Path) {
-    rusqlite::Connection::open(file)
-        .unwrap()
-        .execute_batch("DROP TABLE labels;")
-        .unwrap();
+async fn unconflict(database: &TenantDatabase) {
+    database.execute("DROP TABLE labels;").await;
 }
 
 fn status(cli: &Cli, folder: &Path) -> Value {
@@ -138,14 +129,11 @@ fn with_folder(cli: &Cli, folder: &Path) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_are_migrated() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let cli = Cli::new();
     let tenants = provision(&cli, "t", 50, "free").await;
     let folder = migrations_folder(&cli);
     let (bad_slug, bad_file) = &tenants[7];
-    conflict(bad_file);
+    conflict(bad_file).await;
 
     let out = cli.run(&["migrate", "--migrations", folder.to_str().unwrap()]);
     out.assert_code(1);
@@ -156,8 +144,11 @@ async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_a
         out.stderr
     );
     assert!(out.stderr.contains("49 migrated"), "{}", out.stderr);
-    assert_eq!(assert_each_at_old_or_new(&tenants), 49);
-    assert_eq!(carried(bad_file).0, (1..=built_in()).collect::<Vec<_>>());
+    assert_eq!(assert_each_at_old_or_new(&tenants).await, 49);
+    assert_eq!(
+        carried(bad_file).await.0,
+        (1..=built_in()).collect::<Vec<_>>()
+    );
     let after = status(&cli, &folder);
     assert_eq!(
         after["tenants_by_version"],
@@ -181,10 +172,10 @@ async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_a
     }
 
     // The conflict removed, a re-run finishes the job.
-    unconflict(bad_file);
+    unconflict(bad_file).await;
     let env = with_folder(&cli, &folder);
     cli.run_with(&["migrate"], &env, None).assert_code(0);
-    assert_eq!(assert_each_at_old_or_new(&tenants), 50);
+    assert_eq!(assert_each_at_old_or_new(&tenants).await, 50);
     let healed = status(&cli, &folder);
     assert_eq!(
         healed["tenants_by_version"],
@@ -195,9 +186,6 @@ async fn a_failing_tenant_is_left_unchanged_and_unavailable_while_the_other_49_a
 
 #[tokio::test]
 async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_run() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let cli = Cli::new();
     let pro = provision(&cli, "p", 3, "pro").await;
     let free = provision(&cli, "f", 8, "free").await;
@@ -215,7 +203,7 @@ async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_ru
     );
     assert!(!dry.stderr.contains("f-"), "{}", dry.stderr);
     assert_eq!(
-        assert_each_at_old_or_new(&pro),
+        assert_each_at_old_or_new(&pro).await,
         0,
         "a dry run changes nothing"
     );
@@ -223,13 +211,17 @@ async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_ru
     run(&["migrate", "--plan", "nosuch"]).assert_code(2);
     let named = &free[0].0;
     run(&["migrate", "--tenant", named, "--plan", "pro"]).assert_code(0);
-    assert_eq!(assert_each_at_old_or_new(&pro), 3);
-    assert_eq!(assert_each_at_old_or_new(&free), 1, "{named} was named");
+    assert_eq!(assert_each_at_old_or_new(&pro).await, 3);
+    assert_eq!(
+        assert_each_at_old_or_new(&free).await,
+        1,
+        "{named} was named"
+    );
 
     // Four of the rest conflict; one at a time (in id order), the run stops at the second
     // failure.
     for (_, file) in [&free[2], &free[4], &free[6], &free[7]] {
-        conflict(file);
+        conflict(file).await;
     }
     let stopped = run(&["migrate", "--concurrency", "1", "--max-failures", "2"]);
     stopped.assert_code(1);
@@ -244,15 +236,12 @@ async fn target_groups_pick_tenants_by_slug_and_plan_and_max_failures_stops_a_ru
     );
     // free[1] and free[3] were migrated before the run stopped at free[4]; free[5] to free[7]
     // were never started.
-    assert_eq!(assert_each_at_old_or_new(&free), 3);
+    assert_eq!(assert_each_at_old_or_new(&free).await, 3);
     run(&["migrate", "--max-failures", "0"]).assert_code(2);
 }
 
 #[tokio::test]
 async fn a_run_killed_part_way_leaves_each_tenant_whole_and_a_rerun_finishes_every_one() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let cli = Cli::new();
     let tenants = provision(&cli, "k", 200, "free").await;
     let folder = migrations_folder(&cli);
@@ -272,14 +261,14 @@ async fn a_run_killed_part_way_leaves_each_tenant_whole_and_a_rerun_finishes_eve
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let migrated = assert_each_at_old_or_new(&tenants);
+    let migrated = assert_each_at_old_or_new(&tenants).await;
     assert!(
         (20..200).contains(&migrated),
         "killed part-way: {migrated} migrated"
     );
     let out = cli.run_with(&["migrate"], &env, None);
     out.assert_code(0);
-    assert_eq!(assert_each_at_old_or_new(&tenants), 200);
+    assert_eq!(assert_each_at_old_or_new(&tenants).await, 200);
     let after = status(&cli, &folder);
     assert_eq!(
         after["tenants_by_version"],
@@ -295,9 +284,6 @@ async fn a_run_killed_part_way_leaves_each_tenant_whole_and_a_rerun_finishes_eve
 
 #[tokio::test]
 async fn two_runs_at_once_from_two_processes_never_migrate_a_tenant_together() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let cli = Cli::new();
     let tenants = provision(&cli, "c", 100, "free").await;
     let folder = migrations_folder(&cli);
@@ -318,7 +304,7 @@ async fn two_runs_at_once_from_two_processes_never_migrate_a_tenant_together() {
         );
     }
     // Had both run one tenant's ALTER TABLE, the second would have failed on its column.
-    assert_eq!(assert_each_at_old_or_new(&tenants), 100);
+    assert_eq!(assert_each_at_old_or_new(&tenants).await, 100);
     assert_eq!(
         status(&cli, &folder)["tenants_by_version"],
         json!({ (built_in() + 1).to_string(): 100 })

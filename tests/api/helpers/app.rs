@@ -114,6 +114,12 @@ impl TestApp {
             .join(tenant["database"].as_str().expect("database name"))
     }
 
+    /// The database of a tenant as the admin API shows it, on either backend.
+    pub fn database(&self, tenant: &Value) -> super::TenantDatabase {
+        let name = tenant["database"].as_str().expect("database name");
+        super::TenantDatabase::at(&self.tenants_dir(), name)
+    }
+
     /// Where tenant databases live (`servers.local`).
     pub fn tenants_dir(&self) -> PathBuf {
         self.dir.path().join("tenants")

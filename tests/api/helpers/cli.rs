@@ -78,23 +78,28 @@ impl Cli {
         self.dir.path().join("tenants")
     }
 
+    /// Tenant database `name` (a registry row's `database`), on either backend.
+    pub fn database(&self, name: &str) -> super::TenantDatabase {
+        super::TenantDatabase::at(&self.tenants_dir(), name)
+    }
+
+    /// `servers.local`: this directory's `tenants`, or this run's PostgreSQL tenant server.
+    pub fn server_url(&self) -> String {
+        super::tenant_server_url()
+            .unwrap_or_else(|| format!("sqlite://{}", self.tenants_dir().display()))
+    }
+
     /// `SILO__` variables pointing everything at this directory, with cheap argon2.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
             ("SILO__DATA_DIR", self.data_dir().display().to_string()),
             ("SILO__TEMPLATES_DIR", templates_dir().display().to_string()),
-            (
-                "SILO__SERVERS__LOCAL__URL",
-                format!("sqlite://{}", self.tenants_dir().display()),
-            ),
+            ("SILO__SERVERS__LOCAL__URL", self.server_url()),
             ("SILO__AUTH__ARGON2_MEMORY_KIB", "1024".into()),
             ("SILO__AUTH__ARGON2_ITERATIONS", "1".into()),
         ];
         if let Some(registry) = &self.registry {
             env.push(("SILO__REGISTRY__URL", registry.url.clone()));
-        }
-        if let Some(server) = super::tenant_server_url() {
-            env.push(("SILO__SERVERS__LOCAL__URL", server));
         }
         env
     }
@@ -106,10 +111,10 @@ impl Cli {
             None => String::new(),
         };
         let main = format!(
-            "data_dir = {:?}\ntemplates_dir = {:?}\n\n[servers.local]\nurl = \"sqlite://{}\"\n\n[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n",
+            "data_dir = {:?}\ntemplates_dir = {:?}\n\n[servers.local]\nurl = {:?}\n\n[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n",
             self.data_dir().display().to_string(),
             templates_dir().display().to_string(),
-            self.tenants_dir().display(),
+            self.server_url(),
         );
         main + &registry
     }

@@ -7,6 +7,7 @@ mod cluster;
 mod postgres;
 mod raw;
 mod team;
+mod tenant_database;
 
 pub use app::{list_dir, spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 pub use cli::{templates_dir, Cli, Output};
@@ -18,3 +19,4 @@ pub use postgres::{
 };
 pub use raw::{raw_request, KeepAlive};
 pub use team::{invite_and_accept, team, Team};
+pub use tenant_database::TenantDatabase;

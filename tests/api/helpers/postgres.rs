@@ -20,7 +20,7 @@ fn admin_url() -> String {
 }
 
 /// `url` naming database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
+pub(super) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
         None => (url, String::new()),
@@ -52,8 +52,9 @@ pub fn tenant_server_url() -> Option<String> {
 }
 
 /// True, with the reason printed, where this run's tenant databases are on PostgreSQL, for a
-/// test that inspects SQLite tenant files themselves (their names, handles, locks or contents):
-/// it returns there. What such a test checks of behaviour, the PostgreSQL tests check on
+/// test about SQLite tenant files themselves (descriptors counted for the budget, the file lock
+/// of a build, a file in the way, another process's write lock): it returns there. Tests that
+/// only look inside a tenant's database use [`super::TenantDatabase`] and run on both. What such a test checks of behaviour, the PostgreSQL tests check on
 /// databases and roles (`postgres_tenants`, `placement`, `pools::on_postgres`).
 pub fn sqlite_files_only() -> bool {
     let on_postgres = tenant_server_url().is_some();

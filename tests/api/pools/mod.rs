@@ -40,9 +40,6 @@ async fn open_pools(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn fifty_concurrent_first_requests_open_exactly_one_pool() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     let (id, owner) = tenant_with_owner(&app, "acme").await;
     app.state.pools.evict(id).await;
@@ -55,9 +52,9 @@ async fn fifty_concurrent_first_requests_open_exactly_one_pool() {
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.body["tenant"]["slug"], "acme");
     }
-    // One pool holds at most pool.max_connections_per_tenant connections to the file.
+    // One pool holds at most pool.max_connections_per_tenant connections to the database.
     let tenant = app.admin(Method::GET, "/admin/v1/tenants/acme", None).await;
-    if let Some(connections) = handles_on(&app.database_file(&tenant.body)) {
+    if let Some(connections) = app.database(&tenant.body).connections().await {
         assert!(
             (1..=4).contains(&connections),
             "{connections} open handles on the database"
@@ -128,24 +125,25 @@ async fn a_pool_in_use_stays_open() {
 
 #[tokio::test]
 async fn a_missing_database_makes_only_its_own_tenant_unavailable() {
-    if crate::helpers::sqlite_files_only() {
-        return;
-    }
     let app = spawn_app().await;
     let broken = app.create_tenant("broken").await;
     app.create_tenant("healthy").await;
     // Gone behind silo's back, before any request opened its pool.
-    let file = app.database_file(&broken);
-    std::fs::remove_file(&file).unwrap();
+    let database = app.database(&broken);
+    database.remove().await;
 
     for _ in 0..3 {
         let reply = try_signup(&app, "broken").await;
         reply.assert_unavailable();
         let text = reply.body.to_string();
         assert!(!text.contains(".db"), "no paths in the answer: {text}");
+        assert!(
+            !text.contains("silo_t_"),
+            "no database names in the answer: {text}"
+        );
     }
     assert!(
-        !file.exists(),
+        !database.exists().await,
         "silo did not quietly create an empty database"
     );
 
