@@ -41,6 +41,9 @@ enum Command {
         password_env: String,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Also write each new tenant's database name, one per line, to this file.
+        #[arg(long)]
+        databases_out: Option<PathBuf>,
     },
     /// Sign in to each tenant of a list, create `--projects` projects, write the targets file.
     Prepare {
@@ -70,6 +73,25 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 200)]
         rows: usize,
+    },
+    /// Drop each database of a list, and its role, on the server whose admin URL is given.
+    DropPostgres {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        databases: PathBuf,
+    },
+    /// The same on PostgreSQL: each database of a list (one name per line, as `provision
+    /// --databases-out` writes them) on the server whose admin URL is given.
+    FillPostgres {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        databases: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        rows: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
 }
 
@@ -111,6 +133,50 @@ fn fill(dir: &std::path::Path, rows: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// See [`Command::FillPostgres`]: one transaction of `rows` inserts per database.
+async fn fill_postgres(
+    server: &str,
+    databases: &PathBuf,
+    rows: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let started = Instant::now();
+    let base = url::Url::parse(server)?;
+    let names = lines(databases)?;
+    let count = names.len();
+    for_each(names, concurrency, "filled", move |name| {
+        let mut url = base.clone();
+        url.set_path(&format!("/{name}"));
+        async move {
+            let mut conn = sqlx::PgConnection::connect(url.as_str()).await?;
+            let mut tx = conn.begin().await?;
+            let owner = uuid::Uuid::now_v7().to_string();
+            for n in 0..rows {
+                sqlx::query(
+                    "INSERT INTO projects (id, name, description, owner_id, created_at, updated_at)
+                     VALUES ($1, $2, NULL, $3, $4, $4)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(format!("project {n}"))
+                .bind(&owner)
+                .bind(n as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            conn.close().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!(
+        "filled {count} tenant databases with {rows} projects each in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set"))
 }
@@ -131,6 +197,28 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     match Cli::parse().command {
         Command::Fill { dir, rows } => fill(&dir, rows)?,
+        Command::FillPostgres {
+            server,
+            databases,
+            rows,
+            concurrency,
+        } => fill_postgres(&server, &databases, rows, concurrency).await?,
+        Command::DropPostgres { server, databases } => {
+            use sqlx::{Connection, Executor};
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            for name in lines(&databases)? {
+                anyhow::ensure!(
+                    name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                    "not a database name: {name:?}"
+                );
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await?;
+                admin
+                    .execute(format!("DROP ROLE IF EXISTS {name}").as_str())
+                    .await?;
+            }
+        }
         Command::Provision {
             admin,
             token_env,
@@ -138,19 +226,23 @@ async fn main() -> anyhow::Result<()> {
             email,
             password_env,
             concurrency,
+            databases_out,
         } => {
             let token = env(&token_env)?;
+            let made = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let names = made.clone();
             let password = env(&password_env)?;
             let url = format!("{}/admin/v1/tenants", admin.trim_end_matches('/'));
             let rows = lines(&tenants)?;
             let started = Instant::now();
             for_each(rows, concurrency, "provisioned", move |row| {
-                let (client, url, token, email, password) = (
+                let (client, url, token, email, password, names) = (
                     client.clone(),
                     url.clone(),
                     token.clone(),
                     email.clone(),
                     password.clone(),
+                    names.clone(),
                 );
                 async move {
                     let mut words = row.split_whitespace();
@@ -171,11 +263,15 @@ async fn main() -> anyhow::Result<()> {
                         .send()
                         .await?;
                     let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
                     anyhow::ensure!(
                         status.as_u16() == 201,
-                        "provisioning {slug}: {status} {}",
-                        response.text().await.unwrap_or_default()
+                        "provisioning {slug}: {status} {text}"
                     );
+                    let tenant: Value = serde_json::from_str(&text)?;
+                    if let Some(database) = tenant["database"].as_str() {
+                        names.lock().unwrap().push(database.to_owned());
+                    }
                     Ok(())
                 }
             })
@@ -184,6 +280,10 @@ async fn main() -> anyhow::Result<()> {
                 "bench_setup: provisioned in {:.1}s",
                 started.elapsed().as_secs_f64()
             );
+            if let Some(out) = databases_out {
+                let names = std::mem::take(&mut *made.lock().unwrap());
+                std::fs::write(out, names.join("\n") + "\n")?;
+            }
         }
         Command::Prepare {
             url,

@@ -109,12 +109,13 @@ impl Server {
     }
 
     /// Connections a provisioning run holds at most on this server, counted in its budget: on
-    /// SQLite one (the build lock is a file); on PostgreSQL the build lock's session and two
-    /// more while a template is built (an admin session and the template database's own).
+    /// SQLite one (the build lock is a file); on PostgreSQL the build lock's session, which
+    /// also creates the role and the database, and one more at a time (the template database's
+    /// while it is built, then the tenant database's to migrate it, then to seed it).
     pub fn provisioning_connections(&self) -> u32 {
         match self {
             Server::Sqlite(_) => 1,
-            Server::Postgres(_) => 3,
+            Server::Postgres(_) => 2,
         }
     }
 
@@ -142,11 +143,15 @@ impl Server {
         }
     }
 
-    /// A short-lived sqlx pool of one connection to the tenant's database, for control work
-    /// (seeding, the owner, counts); never the request path's pools.
-    pub async fn connect_control(&self, tenant: &TenantRecord) -> Result<AnyPool> {
+    /// A short-lived sqlx pool of one connection to the tenant's database, for control work;
+    /// never the request path's pools. `as_tenant`: as the tenant's own role on PostgreSQL
+    /// (provisioning's seed and owner, so what a plan's seed makes belongs to the tenant and
+    /// runs with no more rights than the tenant has); otherwise as the admin role (counts,
+    /// which must not take one of the tenant role's own connections).
+    pub async fn connect_control(&self, tenant: &TenantRecord, as_tenant: bool) -> Result<AnyPool> {
         let url = match self {
             Server::Sqlite(sqlite) => database::sqlite_url(&sqlite.file(&tenant.database)?, false),
+            Server::Postgres(postgres) if as_tenant => postgres.tenant_url(tenant)?,
             Server::Postgres(postgres) => postgres.admin_url_for(tenant)?,
         };
         // sqlx keeps trying an unreachable server until this passes: a few seconds, so a
@@ -170,16 +175,22 @@ impl Server {
         }
     }
 
-    /// Creates the tenant's database at `schema` unless it exists; says whether this call
-    /// created it.
+    /// Creates the tenant's database at `schema` unless it exists, under the build `lock`
+    /// (on PostgreSQL its admin session does the work); says whether this call created it.
     pub async fn create_database(
         &self,
         tenant: &TenantRecord,
         schema: &Arc<TenantSchema>,
+        lock: &mut BuildLock,
     ) -> Result<bool> {
-        match self {
-            Server::Sqlite(sqlite) => sqlite.create_database(tenant, schema).await,
-            Server::Postgres(postgres) => postgres.create_database(tenant, schema).await,
+        match (self, lock) {
+            (Server::Sqlite(sqlite), _) => sqlite.create_database(tenant, schema).await,
+            (Server::Postgres(postgres), BuildLock::Session(admin)) => {
+                postgres.create_database(tenant, schema, admin).await
+            }
+            (Server::Postgres(_), BuildLock::File(_)) => Err(Error::Internal(anyhow::anyhow!(
+                "a PostgreSQL database built under a file lock"
+            ))),
         }
     }
 

@@ -32,8 +32,9 @@ pub struct PostgresServer {
     secrets: Secrets,
     /// Each tenant role's `CONNECTION LIMIT`: the tenant pool's size.
     connection_limit: u32,
-    /// One template build at a time in this process (others wait, then find it built).
-    building: Arc<Mutex<()>>,
+    /// One template build at a time in this process (others wait, then find it built); holds
+    /// the name of the template last found or built, so later tenants skip the look.
+    template: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for PostgresServer {
@@ -65,7 +66,7 @@ impl PostgresServer {
             admin_url,
             secrets,
             connection_limit,
-            building: Arc::default(),
+            template: Arc::default(),
         })
     }
 
@@ -158,20 +159,22 @@ impl PostgresServer {
         Ok(conn)
     }
 
-    /// Creates the tenant's role and database from the template unless they exist; says
-    /// whether this call created the database.
+    /// Creates the tenant's role and database from the template unless they exist, on `admin`
+    /// (the build lock's session: no connection of its own); says whether this call created
+    /// the database. Its tables are handed to the tenant's role by the migration that follows
+    /// ([`PostgresServer::migrate`]), which provisioning always runs.
     pub async fn create_database(
         &self,
         tenant: &TenantRecord,
         schema: &Arc<TenantSchema>,
+        admin: &mut PgConnection,
     ) -> Result<bool> {
         let name = self.identifier(tenant)?;
-        let template = self.ensure_template(schema).await?;
-        let mut admin = self.admin(None).await?;
+        let template = self.ensure_template(schema, admin).await?;
         let role_exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
                 .bind(name)
-                .fetch_one(&mut admin)
+                .fetch_one(&mut *admin)
                 .await
                 .context("looking for the tenant role")?;
         // Sent as a SCRAM verifier, never in the clear: a statement may reach the server's log.
@@ -190,36 +193,33 @@ impl PostgresServer {
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(name)
-                .fetch_one(&mut admin)
+                .fetch_one(&mut *admin)
                 .await
                 .context("looking for the tenant database")?;
         if !exists {
-            admin
+            let cloned = admin
                 .execute(
                     format!("CREATE DATABASE {name} TEMPLATE {template} OWNER {name}").as_str(),
                 )
-                .await
-                .with_context(|| format!("creating the database of {}", tenant.slug))?;
+                .await;
+            if let Err(error) = cloned {
+                // The template may be gone behind this process's back: look for it next time.
+                *self.template.lock().await = None;
+                return Err(anyhow::Error::new(error)
+                    .context(format!("creating the database of {}", tenant.slug))
+                    .into());
+            }
         }
-        // Also on a database an earlier run made and died before finishing: both steps are
-        // idempotent, so a re-run never takes a half-set-up database for a finished one.
-        let made = async {
-            admin
-                .execute(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC").as_str())
-                .await?;
-            let _ = admin.close().await;
-            // The template's tables belong to the admin role: hand them to the tenant's.
-            let mut inside = self.admin(Some(name)).await?;
-            inside.execute(give_tables_to(name).as_str()).await?;
-            let _ = inside.close().await;
-            anyhow::Ok(())
-        }
-        .await;
+        // Also on a database an earlier run made and died before finishing: idempotent, so a
+        // re-run never takes a half-set-up database for a finished one.
+        let made = admin
+            .execute(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC").as_str())
+            .await;
         if let Err(error) = made {
             if !exists {
                 let _ = self.drop_database(tenant).await;
             }
-            return Err(error
+            return Err(anyhow::Error::new(error)
                 .context(format!("setting up the database of {}", tenant.slug))
                 .into());
         }
@@ -257,8 +257,9 @@ impl PostgresServer {
     }
 
     /// Brings the tenant's database to `schema` as the admin role, in one transaction that
-    /// also hands any new table to the tenant's role. Two migrators of one tenant take turns
-    /// (a transaction-level advisory lock).
+    /// also hands every table the admin role owns (the template's, a migration's) to the
+    /// tenant's role. Two migrators of one tenant take turns (a transaction-level advisory
+    /// lock).
     pub async fn migrate(&self, tenant: &TenantRecord, schema: &TenantSchema) -> Result<i64> {
         let name = self.identifier(tenant)?;
         let mut conn = self.admin(Some(name)).await?;
@@ -269,17 +270,24 @@ impl PostgresServer {
 
     /// The pre-migrated template of `schema`, built if missing: in a database of its own name
     /// that is renamed into place once complete, so no clone ever sees a half-built template.
-    async fn ensure_template(&self, schema: &TenantSchema) -> Result<String> {
+    async fn ensure_template(
+        &self,
+        schema: &TenantSchema,
+        admin: &mut PgConnection,
+    ) -> Result<String> {
         let template = format!("silo_template_{}", schema.fingerprint());
-        let _one_at_a_time = self.building.lock().await;
-        let mut admin = self.admin(None).await?;
+        let mut known = self.template.lock().await;
+        if known.as_deref() == Some(template.as_str()) {
+            return Ok(template);
+        }
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(&template)
-                .fetch_one(&mut admin)
+                .fetch_one(&mut *admin)
                 .await
                 .context("looking for the tenant template")?;
         if exists {
+            *known = Some(template.clone());
             return Ok(template);
         }
         // The whole id: two builders starting in the same millisecond share its first digits.
@@ -307,15 +315,17 @@ impl PostgresServer {
             let theirs: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                     .bind(&template)
-                    .fetch_one(&mut admin)
+                    .fetch_one(&mut *admin)
                     .await
                     .unwrap_or(false);
             if theirs {
+                *known = Some(template.clone());
                 return Ok(template);
             }
             return Err(error.context("building the tenant template").into());
         }
         tracing::info!(%template, "built the tenant template database");
+        *known = Some(template.clone());
         Ok(template)
     }
 }
@@ -355,13 +365,15 @@ fn scram_verifier(password: &str) -> String {
     )
 }
 
-/// Gives every table and free-standing sequence of the `public` schema to `role` (a sequence a
-/// column owns goes with its table, and cannot be given on its own).
+/// Gives every table and free-standing sequence of the `public` schema that `role` does not own
+/// yet to `role` (a sequence a column owns goes with its table, and cannot be given on its own).
+/// Tables it owns already are not touched, so a run with nothing to hand over takes no lock.
 fn give_tables_to(role: &str) -> String {
     format!(
         "DO $$ DECLARE t record; BEGIN
            FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'p')
+                      AND c.relowner <> '{role}'::regrole
                       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                                       AND d.objid = c.oid AND d.deptype IN ('a', 'i')) LOOP
              EXECUTE format('ALTER TABLE public.%I OWNER TO {role}', t.relname);
@@ -371,7 +383,8 @@ fn give_tables_to(role: &str) -> String {
 }
 
 /// Every pending migration of `schema` in one transaction on `conn`, with the checks of the
-/// SQLite migrator (no dirty, unknown or changed migration); new tables go to `owner`.
+/// SQLite migrator (no dirty, unknown or changed migration); the admin role's tables go to
+/// `owner`.
 async fn migrate(
     conn: &mut PgConnection,
     schema: &TenantSchema,
@@ -390,7 +403,6 @@ async fn migrate(
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect::<Result<_, sqlx::Error>>()?;
     schema.check_history(&applied)?;
-    let mut changed = false;
     for migration in schema.migrations() {
         if applied.iter().any(|(v, _, _)| *v == migration.version) {
             continue;
@@ -416,9 +428,9 @@ async fn migrate(
         .bind(started.elapsed().as_nanos() as i64)
         .execute(&mut *tx)
         .await?;
-        changed = true;
     }
-    if let (Some(owner), true) = (owner, changed) {
+    if let Some(owner) = owner {
+        // Cheap (a look at the catalogue) and also what finishes a fresh clone of the template.
         tx.execute(give_tables_to(owner).as_str()).await?;
     }
     tx.commit().await?;

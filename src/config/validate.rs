@@ -98,10 +98,10 @@ impl Settings {
                 ));
             }
             let postgres = server.url.trim().starts_with("postgres");
-            if postgres && server.max_connections < 3 {
+            if postgres && server.max_connections < 2 {
                 return Err(ConfigError::new(
                     key,
-                    "must be at least 3 on a PostgreSQL server: provisioning a tenant holds three connections at once",
+                    "must be at least 2 on a PostgreSQL server: provisioning or deleting a tenant holds two connections at once",
                 ));
             }
         }

@@ -3,12 +3,13 @@
 //! migrations -> the plan's seed -> owner -> `active`. Everything is checked before anything is
 //! created; every later step is idempotent, so re-running on a half-made tenant finishes it.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Instant};
 
 use sqlx::{AnyPool, Executor};
 
 use super::placement;
 use crate::{
+    backend::BuildLock,
     error::{Error, Result},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     plans::Plan,
@@ -67,6 +68,7 @@ pub async fn provision(
     if_exists: IfExists,
 ) -> Result<TenantRecord> {
     let valid = validate(state, request)?;
+    let mut phases = Phases::new(state);
     // `inserted`: this run made the row, so no other run can be writing it yet.
     let (record, inserted) = match state.registry.load(&valid.slug).await? {
         Some(existing)
@@ -121,7 +123,8 @@ pub async fn provision(
         }
         Err(error) => Err(error),
     };
-    let (lock, _room) = match locked {
+    phases.done("registry");
+    let (mut lock, _room) = match locked {
         Ok(locked) => locked,
         Err(error @ Error::Internal(_)) if inserted => return failed(state, &record, error).await,
         Err(error) => return Err(error),
@@ -136,7 +139,8 @@ pub async fn provision(
             )))
         }
     }
-    match build(state, &record, &valid).await {
+    phases.done("lock");
+    match build(state, &record, &valid, &mut lock, &mut phases).await {
         Ok(version) => {
             state.metrics.provisioned(true);
             state.registry.set_schema_version(&record, version).await?;
@@ -148,14 +152,40 @@ pub async fn provision(
             // the tenant active once it has the lock, and stops there.
             lock.release_and_remove();
             tracing::info!(id = %record.id, "tenant provisioned");
-            state
+            let made = state
                 .registry
                 .load(&record.slug)
                 .await?
-                .ok_or_else(|| Error::not_found("tenant"))
+                .ok_or_else(|| Error::not_found("tenant"));
+            phases.done("registry");
+            made
         }
         // Still under the lock: no other run writes the row meanwhile.
         Err(error) => failed(state, &record, error).await,
+    }
+}
+
+/// Where a provisioning run's time goes, by phase, in
+/// `silo_provisioning_phase_duration_seconds` (what `scripts/bench.sh provision` splits by).
+struct Phases<'a> {
+    state: &'a AppState,
+    since: Instant,
+}
+
+impl<'a> Phases<'a> {
+    fn new(state: &'a AppState) -> Self {
+        Self {
+            state,
+            since: Instant::now(),
+        }
+    }
+
+    /// Records the time since the last phase ended as `phase`'s.
+    fn done(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        let seconds = (now - self.since).as_secs_f64();
+        self.state.metrics.provisioning_phase(phase, seconds);
+        self.since = now;
     }
 }
 
@@ -230,10 +260,17 @@ fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
 /// Runs under the tenant's build lock. A run that fails after creating the database removes it
 /// again, so no half-built database stays behind; the re-run that finishes the tenant builds it
 /// anew from the template. A database this run did not create (an earlier run's) is left alone.
-async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
+async fn build(
+    state: &AppState,
+    record: &TenantRecord,
+    valid: &Valid,
+    lock: &mut BuildLock,
+    phases: &mut Phases<'_>,
+) -> Result<i64> {
     let server = state.servers.of(record)?;
-    let created = server.create_database(record, &state.schema).await?;
-    let result = fill(state, record, valid).await;
+    let created = server.create_database(record, &state.schema, lock).await?;
+    phases.done("database");
+    let result = fill(state, record, valid, phases).await;
     if result.is_err() && created {
         if let Err(error) = server.drop_database(record).await {
             tracing::warn!(error = %error, "could not remove the half-built database");
@@ -242,17 +279,25 @@ async fn build(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result
     result
 }
 
-/// Schema, seed and owner, on a database that exists.
-async fn fill(state: &AppState, record: &TenantRecord, valid: &Valid) -> Result<i64> {
+/// Schema, seed and owner, on a database that exists. The seed and the owner are written as
+/// the tenant's own role (see [`crate::backend::Server::connect_control`]).
+async fn fill(
+    state: &AppState,
+    record: &TenantRecord,
+    valid: &Valid,
+    phases: &mut Phases<'_>,
+) -> Result<i64> {
     let server = state.servers.of(record)?;
     let version = super::migrate_tenant(server, record, &state.schema).await?;
-    let pool = server.connect_control(record).await?;
+    phases.done("schema");
+    let pool = server.connect_control(record, true).await?;
     let result = async {
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);
         seed(&pool, plan).await?;
+        phases.done("seed");
         if let Some((email, password)) = &valid.owner {
-            create_owner(state, record.id, &pool, email, password).await?;
+            create_owner(state, record.id, &pool, email, password, phases).await?;
         }
         Ok(version)
     }
@@ -293,6 +338,7 @@ async fn create_owner(
     pool: &AnyPool,
     email: &Email,
     password: &str,
+    phases: &mut Phases<'_>,
 ) -> Result<()> {
     if User::with_hash_by_email(&mut *pool.acquire().await?, email)
         .await?
@@ -301,6 +347,7 @@ async fn create_owner(
         return Ok(());
     }
     let password_hash = state.passwords.hash(tenant, password).await?;
+    phases.done("owner_hash");
     let new = NewUser {
         email,
         name: email.local_part(),
@@ -308,5 +355,6 @@ async fn create_owner(
         role: Role::Owner,
     };
     User::create(&mut *pool.acquire().await?, new).await?;
+    phases.done("owner");
     Ok(())
 }

@@ -23,10 +23,13 @@ pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     let server = state.servers.of(&tenant)?;
     // Its one connection at a time is counted in the server's budget.
     let _room = state.pools.reserve_for_control(&tenant, 1).await?;
-    let pool = server.connect_control(&tenant).await.map_err(|error| {
-        tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");
-        Error::TenantUnavailable { retry_after: 5 }
-    })?;
+    let pool = server
+        .connect_control(&tenant, false)
+        .await
+        .map_err(|error| {
+            tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");
+            Error::TenantUnavailable { retry_after: 5 }
+        })?;
     let counts = async {
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&pool)

@@ -29,6 +29,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
     server: String,
 }
@@ -58,6 +63,7 @@ pub struct Metrics {
     budget_evictions: Family<ServerLabels, Counter>,
     rate_limited: Counter,
     provisioning: Family<OutcomeLabels, Counter>,
+    provisioning_phases: Family<PhaseLabels, Histogram>,
     migrations: Family<OutcomeLabels, Counter>,
 }
 
@@ -84,6 +90,10 @@ impl Default for Metrics {
             budget_evictions: Family::default(),
             rate_limited: Counter::default(),
             provisioning: Family::default(),
+            provisioning_phases: Family::new_with_constructor(|| {
+                // 0.1 ms to about 3 s.
+                Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+            }),
             migrations: Family::default(),
             registry: Registry::default(),
         };
@@ -156,6 +166,11 @@ impl Default for Metrics {
             "provisioning",
             "Provisioning runs by outcome",
             metrics.provisioning.clone(),
+        );
+        registry.register(
+            "provisioning_phase_duration_seconds",
+            "Time provisioning runs spent in each phase (registry, lock, database, schema, seed, owner_hash, owner)",
+            metrics.provisioning_phases.clone(),
         );
         registry.register(
             "tenant_migrations",
@@ -236,6 +251,12 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "failed" },
             })
             .inc();
+    }
+
+    pub fn provisioning_phase(&self, phase: &'static str, seconds: f64) {
+        self.provisioning_phases
+            .get_or_create(&PhaseLabels { phase })
+            .observe(seconds);
     }
 
     pub fn tenant_migrated(&self, ok: bool) {

@@ -299,3 +299,98 @@ fn a_fanout_over_postgres_tenants_leaves_a_conflicting_one_unchanged_and_moves_t
         .assert_code(0);
     assert_eq!(versions(&conflicting), (next, true));
 }
+
+/// Plans whose seeds make a table (`extras`) or try what only the admin role may (`privileged`),
+/// in a templates folder of the test's own, beside a copy of the test plans.
+fn seeding_plans(app_dir: &std::path::Path) -> std::path::PathBuf {
+    let templates = app_dir.join("seeding-templates");
+    for (plan, seed) in [
+        ("free", ""),
+        (
+            "extras",
+            "CREATE TABLE plan_extras (id TEXT PRIMARY KEY, note TEXT NOT NULL);\n\
+             INSERT INTO plan_extras (id, note) VALUES ('welcome', 'seeded');",
+        ),
+        ("privileged", "CREATE ROLE silo_seed_intruder SUPERUSER;"),
+    ] {
+        let folder = templates.join(plan);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("plan.toml"), "open_signup = true\n").unwrap();
+        std::fs::write(folder.join("seed.sql"), seed).unwrap();
+    }
+    templates
+}
+
+#[tokio::test]
+async fn a_plan_seed_runs_as_the_tenant_role_and_what_it_makes_belongs_to_the_tenant() {
+    if fresh_database().await.is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let templates = seeding_plans(dir.path());
+    let app = spawn_app_with(move |settings| {
+        settings.servers.get_mut("local").unwrap().url = admin_url();
+        settings.templates_dir = templates;
+    })
+    .await;
+    let mut leftovers = Leftovers::default();
+
+    let made = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "seeded", "plan": "extras"})),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let database = made.body["database"].as_str().unwrap().to_owned();
+    leftovers.0.push(database.clone());
+    let mut admin = admin().await;
+    let mut inside = PgConnection::connect(&url_as("postgres", &database))
+        .await
+        .unwrap();
+    let owner: String = sqlx::query_scalar(
+        "SELECT tableowner::text FROM pg_tables WHERE tablename = 'plan_extras'",
+    )
+    .fetch_one(&mut inside)
+    .await
+    .unwrap();
+    assert_eq!(
+        owner, database,
+        "the seed's table belongs to the tenant's role"
+    );
+    inside.close().await.unwrap();
+
+    // A seed that reaches for the admin role's rights fails, as the tenant's role would: the
+    // tenant is left provisioning with the reason, and no role was made.
+    let refused = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"slug": "greedy", "plan": "privileged"})),
+        )
+        .await;
+    assert!(refused.status >= 500, "{}", refused.body);
+    assert!(
+        refused.body["error"]["code"].is_string(),
+        "{}",
+        refused.body
+    );
+    let greedy = app
+        .admin(Method::GET, "/admin/v1/tenants/greedy", None)
+        .await;
+    assert_eq!(greedy.body["status"], "provisioning", "{}", greedy.body);
+    if let Some(name) = greedy.body["database"].as_str() {
+        leftovers.0.push(name.to_owned());
+    }
+    let intruder: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'silo_seed_intruder')",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    if intruder {
+        let _ = admin.execute("DROP ROLE silo_seed_intruder").await;
+    }
+    assert!(!intruder, "the seed ran with the admin role's rights");
+}
