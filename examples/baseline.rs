@@ -11,7 +11,8 @@
 //! runs the statements through silo's statement layer (`silo::sql`, rusqlite on the caller's
 //! thread) instead, so that the two servers differ only in what silo does per request.
 //!
-//! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` with
+//! `cargo run --release --example baseline -- --db tenant.db --tenant-id <id>` (or
+//! `--url postgres://...` for a tenant database on PostgreSQL) with
 //! `SILO__SECRETS__MASTER_KEY` set to the master key of the silo that issued the tokens.
 
 use std::{sync::Arc, time::Duration};
@@ -40,8 +41,11 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
     /// The SQLite database to serve (a copy of one tenant's file).
-    #[arg(long)]
-    db: std::path::PathBuf,
+    #[arg(long, required_unless_present = "url")]
+    db: Option<std::path::PathBuf>,
+    /// Or a database on a server, by URL (a tenant's PostgreSQL database).
+    #[arg(long, conflicts_with = "db")]
+    url: Option<String>,
     /// The id of the tenant the tokens were issued for (their `tid`, and the key's input).
     #[arg(long)]
     tenant_id: String,
@@ -265,7 +269,11 @@ async fn list(app: &App, headers: &HeaderMap, query: &PageQuery) -> Result<Page,
 
 /// Opens the pool with the settings silo gives a tenant pool.
 async fn open_pool(args: &Args) -> anyhow::Result<Pool> {
-    let url = silo::database::sqlite_url(&args.db, false);
+    let url = match (&args.url, &args.db) {
+        (Some(url), _) => url.clone(),
+        (None, Some(db)) => silo::database::sqlite_url(db, false),
+        (None, None) => anyhow::bail!("--db or --url is needed"),
+    };
     let shape = silo::database::PoolShape {
         max_connections: args.max_connections,
         acquire_timeout: Duration::from_secs(5),
@@ -274,7 +282,13 @@ async fn open_pool(args: &Args) -> anyhow::Result<Pool> {
     Ok(match args.pool {
         PoolKind::Sqlx => Pool::Sqlx(silo::database::open(&url, shape).await?),
         PoolKind::Silo => {
-            Pool::Silo(TenantPool::open(ConnectTarget::File(args.db.clone()), shape).await?)
+            let target = match &args.db {
+                Some(db) => ConnectTarget::File(db.clone()),
+                None => ConnectTarget::Server(
+                    silo::database::connect_options(&url).map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+            };
+            Pool::Silo(TenantPool::open(target, shape).await?)
         }
     })
 }

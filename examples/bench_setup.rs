@@ -45,6 +45,23 @@ enum Command {
         #[arg(long)]
         databases_out: Option<PathBuf>,
     },
+    /// How long a suspension made through one router takes to be answered by another: suspend
+    /// `--slug` through `--admin` (router A's admin listener), then ask `--router` (router B's
+    /// main listener) as fast as it answers until it says `403 tenant_suspended`, timed from
+    /// the moment the suspend request is sent; resume, and wait for B to serve it again;
+    /// `--tries` times. Prints p50, p99 and max in ms of both.
+    Propagation {
+        #[arg(long)]
+        admin: String,
+        #[arg(long, default_value = "SILO__ADMIN__TOKEN")]
+        token_env: String,
+        #[arg(long)]
+        router: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long, default_value_t = 100)]
+        tries: usize,
+    },
     /// Sign in to each tenant of a list, create `--projects` projects, write the targets file.
     Prepare {
         /// Base URL of the main listener.
@@ -203,6 +220,66 @@ async fn main() -> anyhow::Result<()> {
             rows,
             concurrency,
         } => fill_postgres(&server, &databases, rows, concurrency).await?,
+        Command::Propagation {
+            admin,
+            token_env,
+            router,
+            slug,
+            tries,
+        } => {
+            let token = env(&token_env)?;
+            let admin = admin.trim_end_matches('/').to_owned();
+            let me = format!("{}/v1/me", router.trim_end_matches('/'));
+            let host = format!("{slug}.localhost");
+            // Milliseconds from `started` (the admin request sent) until B answers `suspended`
+            // (or stops).
+            let until = |suspended: bool, started: Instant| {
+                let (client, me, host) = (client.clone(), me.clone(), host.clone());
+                async move {
+                    loop {
+                        let reply = client.get(&me).header("host", &host).send().await?;
+                        let status = reply.status().as_u16();
+                        let body: Value = reply.json().await.unwrap_or_default();
+                        let is_suspended =
+                            status == 403 && body["error"]["code"] == "tenant_suspended";
+                        if is_suspended == suspended {
+                            return anyhow::Ok(started.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        anyhow::ensure!(
+                            started.elapsed() < Duration::from_secs(30),
+                            "router B never answered {} ({status} {body})",
+                            if suspended { "suspended" } else { "active" }
+                        );
+                    }
+                }
+            };
+            let (mut suspend, mut resume) = (Vec::new(), Vec::new());
+            for _ in 0..tries {
+                for (action, times) in [("suspend", &mut suspend), ("resume", &mut resume)] {
+                    let started = Instant::now();
+                    client
+                        .post(format!("{admin}/admin/v1/tenants/{slug}/{action}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    times.push(until(action == "suspend", started).await?);
+                }
+            }
+            for (what, mut times) in [("suspend to 403", suspend), ("resume to served", resume)] {
+                times.sort_by(f64::total_cmp);
+                let at = |q: f64| {
+                    times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]
+                };
+                println!(
+                    "| {what} | {} | {:.1} | {:.1} | {:.1} |",
+                    times.len(),
+                    at(0.5),
+                    at(0.99),
+                    times[times.len() - 1]
+                );
+            }
+        }
         Command::DropPostgres { server, databases } => {
             use sqlx::{Connection, Executor};
             let mut admin = sqlx::PgConnection::connect(&server).await?;

@@ -171,7 +171,11 @@ impl Server {
     pub async fn lock_build(&self, tenant: &TenantRecord) -> Result<BuildLock> {
         match self {
             Server::Sqlite(sqlite) => sqlite.lock_build(tenant).map(BuildLock::File),
-            Server::Postgres(postgres) => postgres.lock_build(tenant).await.map(BuildLock::Session),
+            Server::Postgres(postgres) => postgres
+                .lock_build(tenant)
+                .await
+                .map(BuildLock::Session)
+                .map_err(postgres::admin_fault),
         }
     }
 
@@ -185,9 +189,10 @@ impl Server {
     ) -> Result<bool> {
         match (self, lock) {
             (Server::Sqlite(sqlite), _) => sqlite.create_database(tenant, schema).await,
-            (Server::Postgres(postgres), BuildLock::Session(admin)) => {
-                postgres.create_database(tenant, schema, admin).await
-            }
+            (Server::Postgres(postgres), BuildLock::Session(admin)) => postgres
+                .create_database(tenant, schema, admin)
+                .await
+                .map_err(postgres::admin_fault),
             (Server::Postgres(_), BuildLock::File(_)) => Err(Error::Internal(anyhow::anyhow!(
                 "a PostgreSQL database built under a file lock"
             ))),
@@ -198,7 +203,10 @@ impl Server {
     pub async fn database_bytes(&self, tenant: &TenantRecord) -> Result<u64> {
         match self {
             Server::Sqlite(sqlite) => sqlite.database_bytes(tenant).await,
-            Server::Postgres(postgres) => postgres.database_bytes(tenant).await,
+            Server::Postgres(postgres) => postgres
+                .database_bytes(tenant)
+                .await
+                .map_err(postgres::admin_fault),
         }
     }
 
@@ -206,7 +214,10 @@ impl Server {
     pub async fn drop_database(&self, tenant: &TenantRecord) -> Result<()> {
         match self {
             Server::Sqlite(sqlite) => sqlite.drop_database(tenant).await,
-            Server::Postgres(postgres) => postgres.drop_database(tenant).await,
+            Server::Postgres(postgres) => postgres
+                .drop_database(tenant)
+                .await
+                .map_err(postgres::admin_fault),
         }
     }
 
@@ -214,7 +225,10 @@ impl Server {
     pub async fn forget_tenant(&self, tenant: &TenantRecord) -> Result<()> {
         match self {
             Server::Sqlite(sqlite) => sqlite.forget_tenant(tenant).await,
-            Server::Postgres(postgres) => postgres.drop_database(tenant).await,
+            Server::Postgres(postgres) => postgres
+                .drop_database(tenant)
+                .await
+                .map_err(postgres::admin_fault),
         }
     }
 }

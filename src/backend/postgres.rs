@@ -330,6 +330,41 @@ impl PostgresServer {
     }
 }
 
+/// What an admin step failed with, as its callers should see it: a session the server dropped
+/// part-way (it stopped, restarted or was cut off) is a passing condition of the server's
+/// tenants, `503 tenant_unavailable` as when it cannot be reached at all; anything else stays
+/// what it was. The cause goes to the log.
+pub fn admin_fault(error: Error) -> Error {
+    match error {
+        Error::Internal(cause) if lost_session(&cause) => {
+            tracing::warn!(error = %format!("{cause:#}"), "a PostgreSQL server went away during an admin step");
+            Error::TenantUnavailable { retry_after: 5 }
+        }
+        other => other,
+    }
+}
+
+/// Whether `cause` is, at bottom, the server's session ending: the connection broke, or the
+/// server said it is shutting down or cannot take connections (SQLSTATE classes 08 and 57P).
+fn lost_session(cause: &anyhow::Error) -> bool {
+    cause
+        .chain()
+        .any(|e| match e.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        })
+}
+
 /// PostgreSQL's stored form of a `scram-sha-256` password (RFC 5802, 4096 iterations), made
 /// here so the password itself never reaches the server.
 fn scram_verifier(password: &str) -> String {
@@ -435,4 +470,37 @@ async fn migrate(
     }
     tx.commit().await?;
     Ok(schema.target_version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn internal(error: sqlx::Error, context: &str) -> Error {
+        Error::Internal(anyhow::Error::new(error).context(context.to_owned()))
+    }
+
+    #[test]
+    fn a_session_cut_part_way_is_unavailable_and_other_faults_stay_internal() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        for lost in [
+            internal(sqlx::Error::Io(reset), "creating the database of acme"),
+            internal(
+                sqlx::Error::Protocol("unexpected end of stream".into()),
+                "dropping the role of acme",
+            ),
+            internal(sqlx::Error::PoolTimedOut, "sizing the tenant database"),
+        ] {
+            assert!(
+                matches!(admin_fault(lost), Error::TenantUnavailable { .. }),
+                "a lost session is 503"
+            );
+        }
+        let bug = internal(sqlx::Error::RowNotFound, "looking for the tenant role");
+        assert!(matches!(admin_fault(bug), Error::Internal(_)));
+        let plain = Error::Internal(anyhow::anyhow!("invalid tenant database name"));
+        assert!(matches!(admin_fault(plain), Error::Internal(_)));
+        let conflict = Error::Conflict("being provisioned".into());
+        assert!(matches!(admin_fault(conflict), Error::Conflict(_)));
+    }
 }

@@ -39,6 +39,10 @@ const BUDGET_TICK: Duration = Duration::from_millis(20);
 /// A pool used this recently is not closed for the budget: the request that just took it from
 /// the cache has most likely not checked out its connection yet.
 const EVICTION_GRACE_MS: u64 = 100;
+/// The longest the control path waits for room in a server's budget before it gives up with
+/// `503`: long enough for any burst of requests to pass, short enough that a wedged router is
+/// noticed rather than waited on for ever.
+pub const CONTROL_WAIT: Duration = Duration::from_secs(300);
 
 /// How tenant pools are shaped, kept and migrated (from `[pool]` and `[migrations]`).
 #[derive(Debug, Clone, Copy)]
@@ -185,11 +189,12 @@ impl TenantPools {
     }
 
     /// Room for `connections` control-path connections at once (provisioning, deletion,
-    /// stats, a migration batch), counted like a pool's. The control path is never in a hurry:
-    /// it waits for room as long as it takes (a caller's own deadline, such as the admin API's
-    /// request timeout, still holds), rather than fail for a router busy serving requests; it
-    /// makes room as a cold tenant does, by closing idle pools, never busy ones. More than the
-    /// whole budget is refused at once (the configuration's checks keep that from happening).
+    /// stats, a migration batch), counted like a pool's. The control path is not in a hurry:
+    /// it waits for room up to [`CONTROL_WAIT`] (a caller's own deadline, such as the admin
+    /// API's request timeout, still holds), rather than fail for a router busy serving requests,
+    /// then answers `503 tenant_unavailable`; it makes room as a cold tenant does, by closing
+    /// idle pools, never busy ones. More than the whole budget is refused at once (the
+    /// configuration's checks keep that from happening).
     pub async fn reserve_for_control(
         &self,
         tenant: &TenantRecord,
@@ -205,9 +210,10 @@ impl TenantPools {
                 tenant.server
             )));
         }
+        let deadline = Instant::now() + CONTROL_WAIT;
         loop {
             match self.reserve(tenant, connections).await {
-                Err(Error::TenantUnavailable { .. }) => continue,
+                Err(Error::TenantUnavailable { .. }) if Instant::now() < deadline => continue,
                 reserved => return reserved,
             }
         }

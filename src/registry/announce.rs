@@ -31,12 +31,33 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 pub struct Change {
     pub slug: String,
     pub domains: Vec<String>,
+    /// Forget every cached tenant: sent instead of a change too long for a notification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everything: bool,
+}
+
+/// PostgreSQL refuses a notification payload of 8,000 bytes or more.
+const MAX_PAYLOAD: usize = 7_999;
+
+/// The payload announcing `change`: the change itself, or, for a tenant with so many domains
+/// that it would not fit, a word to forget everything (correct, at the cost of the other
+/// routers' caches).
+fn payload(change: &Change) -> serde_json::Result<String> {
+    let payload = serde_json::to_string(change)?;
+    if payload.len() <= MAX_PAYLOAD {
+        return Ok(payload);
+    }
+    serde_json::to_string(&Change {
+        slug: change.slug.clone(),
+        domains: Vec::new(),
+        everything: true,
+    })
 }
 
 /// Announces `change` to every router listening. A failure is logged, not returned: the write
 /// has happened, and the other routers' TTL is the fallback.
 pub async fn announce(pool: &AnyPool, change: &Change) {
-    let payload = match serde_json::to_string(change) {
+    let payload = match payload(change) {
         Ok(payload) => payload,
         Err(error) => return tracing::warn!(%error, "could not encode a registry change"),
     };
@@ -52,8 +73,8 @@ pub async fn announce(pool: &AnyPool, change: &Change) {
 
 /// Listens on the registry at `url` for as long as `registry` lives (the task ends with the
 /// runtime, or once the registry is gone and a notification or reconnection wakes it).
-pub fn spawn_listener(url: String, registry: Weak<Registry>) {
-    tokio::spawn(async move {
+pub fn spawn_listener(url: String, registry: Weak<Registry>) -> tokio::task::AbortHandle {
+    let task = tokio::spawn(async move {
         let mut pause = FIRST_PAUSE;
         loop {
             match listen(&url, &registry).await {
@@ -69,6 +90,7 @@ pub fn spawn_listener(url: String, registry: Weak<Registry>) {
             }
         }
     });
+    task.abort_handle()
 }
 
 /// The registry this listener served is gone.
@@ -109,5 +131,35 @@ fn forget_all(registry: &Weak<Registry>, why: &str) {
     if let Some(registry) = registry.upgrade() {
         tracing::debug!("{why}: forgetting every cached tenant");
         registry.forget_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_too_long_to_notify_becomes_forget_everything() {
+        let small = Change {
+            slug: "acme".into(),
+            domains: vec!["acme.com".into()],
+            everything: false,
+        };
+        let sent: Change = serde_json::from_str(&payload(&small).unwrap()).unwrap();
+        assert_eq!((sent.slug.as_str(), sent.everything), ("acme", false));
+        assert_eq!(sent.domains, ["acme.com"]);
+
+        let many = Change {
+            slug: "acme".into(),
+            domains: (0..400)
+                .map(|n| format!("shop-{n:04}.example.com"))
+                .collect(),
+            everything: false,
+        };
+        assert!(serde_json::to_string(&many).unwrap().len() > MAX_PAYLOAD);
+        let text = payload(&many).unwrap();
+        assert!(text.len() <= MAX_PAYLOAD, "{} bytes", text.len());
+        let sent: Change = serde_json::from_str(&text).unwrap();
+        assert!(sent.everything && sent.domains.is_empty());
     }
 }

@@ -33,6 +33,8 @@ pub struct Registry {
     store: RegistryStore,
     cache: RegistryCache,
     metrics: Arc<Metrics>,
+    /// The task following other routers' changes, stopped by [`Registry::close`].
+    listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Registry {
@@ -41,6 +43,7 @@ impl Registry {
             store,
             cache: RegistryCache::new(ttl),
             metrics,
+            listener: std::sync::Mutex::default(),
         }
     }
 
@@ -192,6 +195,7 @@ impl Registry {
         let change = announce::Change {
             slug: record.slug.to_string(),
             domains,
+            everything: false,
         };
         self.forget(&change).await;
         if self.store.is_postgres() {
@@ -201,6 +205,9 @@ impl Registry {
 
     /// What a change announced by another router (or this one) makes this router forget.
     async fn forget(&self, change: &announce::Change) {
+        if change.everything {
+            return self.forget_all();
+        }
         self.cache.evict(&change.slug, &change.domains).await;
     }
 
@@ -212,7 +219,15 @@ impl Registry {
     /// for `silo serve`, not for one-off commands.
     pub fn follow_changes(self: &Arc<Self>) {
         if let Some(url) = self.store.postgres_url() {
-            announce::spawn_listener(url.to_owned(), Arc::downgrade(self));
+            let task = announce::spawn_listener(url.to_owned(), Arc::downgrade(self));
+            let previous = self
+                .listener
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replace(task);
+            if let Some(previous) = previous {
+                previous.abort();
+            }
         }
     }
 
@@ -221,7 +236,16 @@ impl Registry {
         self.store.ping().await
     }
 
+    /// Stops following changes and closes the registry's connections.
     pub async fn close(&self) {
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            listener.abort();
+        }
         self.store.close().await;
     }
 }
