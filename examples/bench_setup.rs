@@ -62,6 +62,18 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         tries: usize,
     },
+    /// Ask each tenant of a list for `GET /v1/me` without a token (401), so the router has
+    /// resolved, and cached, every one of them without opening any tenant pool.
+    Touch {
+        /// Base URL of the main listener.
+        #[arg(long)]
+        url: String,
+        /// One slug per line (the first word of each line is used).
+        #[arg(long)]
+        slugs: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Sign in to each tenant of a list, create `--projects` projects, write the targets file.
     Prepare {
         /// Base URL of the main listener.
@@ -279,6 +291,31 @@ async fn main() -> anyhow::Result<()> {
                     times[times.len() - 1]
                 );
             }
+        }
+        Command::Touch {
+            url,
+            slugs,
+            concurrency,
+        } => {
+            let me = format!("{}/v1/me", url.trim_end_matches('/'));
+            let slugs: Vec<String> = lines(&slugs)?
+                .iter()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect();
+            for_each(slugs, concurrency, "touched", move |slug| {
+                let (client, me) = (client.clone(), me.clone());
+                async move {
+                    let status = client
+                        .get(&me)
+                        .header("host", format!("{slug}.localhost"))
+                        .send()
+                        .await?
+                        .status();
+                    anyhow::ensure!(status.as_u16() == 401, "{slug}: {status}");
+                    Ok(())
+                }
+            })
+            .await?;
         }
         Command::DropPostgres { server, databases } => {
             use sqlx::{Connection, Executor};

@@ -35,14 +35,16 @@
 #   scripts/bench.sh migrate     the migration fan-out over a fleet: see scripts/bench-migrate.sh
 #   scripts/bench.sh provision   ms per new tenant, SQLite and PostgreSQL: see scripts/bench-provision.sh
 #   scripts/bench.sh suspend     suspend-to-403 across two routers: see scripts/bench-propagation.sh
+#   scripts/bench.sh idle        what an idle tenant costs (disk, registry, router): see scripts/bench-idle.sh
 set -euo pipefail
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
   http) ;;
   migrate) exec "$(dirname "$0")/bench-migrate.sh" ;;
   provision) exec "$(dirname "$0")/bench-provision.sh" ;;
   suspend) exec "$(dirname "$0")/bench-propagation.sh" ;;
+  idle) exec "$(dirname "$0")/bench-idle.sh" ;;
   *) usage >&2; exit 2 ;;
 esac
 
@@ -420,7 +422,7 @@ row "(c) baseline, no tenancy" "$(num "$c_rps" 0)" "$(median c p50_ms)" "$(media
   "$(median c server_us)" "RSS $(awk -v k="$base_rss_kib" 'BEGIN { printf "%.1f", k / 1024 }') MB" ""
 row "(c') baseline on silo's tenant pool" "$(num "$c_sp_rps" 0)" "$(median c_silo_pool p50_ms)" \
   "$(median c_silo_pool p99_ms)" "$(median c_silo_pool server_us)" "(a)/(c') = $acp: routing alone" ""
-row "(a) with $active idle pools open" "$(num "$(median a_open rps)" 0)" "$(median a_open p50_ms)" \
+row "(a) with ${pools_open:-?} idle pools open" "$(num "$(median a_open rps)" 0)" "$(median a_open p50_ms)" \
   "$(median a_open p99_ms)" "$(median a_open server_us)" "x$ao of (a)" ""
 [ "$backend" = postgres ] ||
   row "(a) with silo at log level info" "$(num "$(median a_info rps)" 0)" "$(median a_info p50_ms)" \

@@ -1,4 +1,4 @@
-//! `silo tenant create | list | show | suspend | resume | delete`. Tenants print as JSON on
+//! `silo tenant create | list | show | suspend | resume | delete | export`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -36,6 +36,14 @@ pub enum TenantCommand {
         #[arg(value_parser = slug_argument)]
         slug: Slug,
     },
+    /// Write a tenant's data as JSON lines (the admin API's export), to stdout or --out.
+    Export {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
+        /// The file to write (made, or replaced once the export is complete).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Delete a tenant and its database. Irreversible.
     Delete {
         #[arg(value_parser = slug_argument)]
@@ -68,6 +76,18 @@ pub struct CreateArgs {
     /// Read the owner's password from the first line of stdin.
     #[arg(long, requires = "owner_email")]
     owner_password_stdin: bool,
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed into place once
+/// complete: a reader never sees half an export, and an existing file is replaced whole.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use anyhow::Context;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// A slug argument of an existing tenant: one that cannot be a slug is a bad argument (exit 2),
@@ -124,6 +144,26 @@ async fn execute(
         TenantCommand::Delete { slug, .. } => {
             control::delete(state, slug.as_str()).await?;
             eprintln!("deleted {slug}");
+        }
+        TenantCommand::Export { slug, out } => {
+            let lines = control::export(state, slug.as_str()).await?;
+            let text = lines.join("\n") + "\n";
+            match out {
+                Some(path) => {
+                    write_whole(&path, text.as_bytes())?;
+                    eprintln!(
+                        "exported {slug}: {} rows to {}",
+                        lines.len() - 1,
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(text.as_bytes())
+                        .map_err(anyhow::Error::from)?;
+                }
+            }
         }
     }
     Ok(Outcome::Success)

@@ -2,6 +2,7 @@
 //! front ends over these functions, so every rule lives once.
 
 mod batch;
+mod export;
 mod fanout;
 mod lifecycle;
 mod migrate;
@@ -10,6 +11,7 @@ mod provision;
 mod stats;
 mod support;
 
+pub use export::{export, FORMAT as EXPORT_FORMAT};
 pub use fanout::{
     execute, find_run, migrate, migration_status, plan, start_migration, FanoutOptions,
     FanoutReport, MigrationStatus, PlannedRun, TenantOutcome,

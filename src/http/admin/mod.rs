@@ -1,6 +1,7 @@
 //! The admin API (`/admin/v1`, its own listener): operators' front end over `control/`.
 //! Every call needs `Authorization: Bearer <admin.token>`, compared in constant time.
 
+mod export;
 mod migrations;
 mod support;
 mod tenants;
@@ -21,6 +22,7 @@ use crate::{error::Error, http::bearer, state::AppState, tenant::Slug};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(tenants::router())
+        .merge(export::router())
         .merge(support::router())
         .merge(migrations::router())
 }
