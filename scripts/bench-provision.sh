@@ -72,7 +72,8 @@ run() {
     [ "$owner" = 1 ] && body="{\"slug\":\"$slug\",\"owner_email\":\"owner@x.test\",\"owner_password\":\"owner-password\"}"
     curl -s -o "$data/last.json" -w '%{http_code} %{time_total}\n' -H "authorization: Bearer $token" \
       -H 'content-type: application/json' -d "$body" "$admin/admin/v1/tenants" >>"$data/times"
-    sed -n 's/.*"database":"\([^"]*\)".*/\1/p' "$data/last.json" >>"$data/databases"
+    # (The answer has no final newline, which sed would keep.)
+    printf '%s\n' "$(sed -n 's/.*"database":"\([^"]*\)".*/\1/p' "$data/last.json")" >>"$data/databases"
     [ "$i" = 0 ] && phases >"$data/phases-first"
   done
   phases >"$data/phases-all"

@@ -326,7 +326,57 @@ impl PostgresServer {
         }
         tracing::info!(%template, "built the tenant template database");
         *known = Some(template.clone());
+        drop_leftovers(admin).await;
         Ok(template)
+    }
+}
+
+/// How old a `silo_building_*` database must be before a new build takes it for a crashed
+/// run's leftover: far longer than a build takes.
+const ABANDONED_BUILD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// After a template is built: drops the template builds a crashed run left behind (each build
+/// has a name of its own, holding its start time, so an old one is nobody's). Best effort.
+/// Templates of other tenant schemas stay: another router (an older silo, during a rolling
+/// upgrade) may be cloning from one right now.
+async fn drop_leftovers(admin: &mut PgConnection) {
+    let names: Vec<String> = match sqlx::query_scalar(
+        r"SELECT datname FROM pg_database WHERE datname LIKE 'silo\_building\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    {
+        Ok(names) => names,
+        Err(error) => return tracing::warn!(%error, "could not list old tenant templates"),
+    };
+    for name in names {
+        {
+            let id = name.trim_start_matches("silo_building_");
+            let started = uuid::Uuid::parse_str(id)
+                .ok()
+                .and_then(|id| id.get_timestamp())
+                .map(|at| at.to_unix())
+                .map(|(secs, nanos)| std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos));
+            let abandoned = started
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > ABANDONED_BUILD);
+            if !abandoned {
+                continue;
+            }
+        }
+        // A name from the catalogue, of the shape silo makes: safe as an identifier.
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            continue;
+        }
+        match admin
+            .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "dropped an abandoned template build"),
+            Err(error) => {
+                tracing::info!(database = %name, %error, "an abandoned template build stays for now")
+            }
+        }
     }
 }
 

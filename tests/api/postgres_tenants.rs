@@ -394,3 +394,69 @@ async fn a_plan_seed_runs_as_the_tenant_role_and_what_it_makes_belongs_to_the_te
     }
     assert!(!intruder, "the seed ran with the admin role's rights");
 }
+
+#[tokio::test]
+async fn a_template_build_drops_builds_a_crashed_run_left_behind_and_no_fresh_one() {
+    if fresh_database().await.is_none() {
+        return;
+    }
+    let mut leftovers = Leftovers::default();
+    let mut admin = admin().await;
+    // A build a crashed run started an hour ago, and one another run started just now.
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    let old = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, hour_ago, 0));
+    let abandoned = format!("silo_building_{}", old.simple());
+    let fresh = format!("silo_building_{}", uuid::Uuid::now_v7().simple());
+    for name in [&abandoned, &fresh] {
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        leftovers.0.push(name.clone());
+    }
+    // A tenant schema of this test's own, so its first tenant builds a template.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir_all(&folder).unwrap();
+    let schema = silo::schema::TenantSchema::built_in();
+    for m in schema.migrations() {
+        let name = format!("{:04}_{}.sql", m.version, m.description);
+        std::fs::write(folder.join(name), m.sql.as_ref()).unwrap();
+    }
+    let marker = uuid::Uuid::now_v7().simple().to_string();
+    std::fs::write(
+        folder.join(format!("{:04}_marker.sql", schema.target_version() + 1)),
+        format!("CREATE TABLE marker_{marker} (id TEXT);\n"),
+    )
+    .unwrap();
+    let own = silo::schema::TenantSchema::load(&folder).unwrap();
+    leftovers
+        .0
+        .push(format!("silo_template_{}", own.fingerprint()));
+    let app = spawn_app_with(move |settings| {
+        settings.servers.get_mut("local").unwrap().url = admin_url();
+        settings.migrations.dir = folder;
+    })
+    .await;
+    let made = app.create_tenant("builder").await;
+    leftovers
+        .0
+        .push(made["database"].as_str().unwrap().to_owned());
+
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname = ANY($1) ORDER BY datname",
+    )
+    .bind(vec![abandoned.clone(), fresh.clone()])
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        vec![fresh],
+        "the abandoned build is dropped, the fresh one kept"
+    );
+}
