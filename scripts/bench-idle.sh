@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-export SILO__ADMIN__TOKEN="$token"
+export SILO__ADMIN__TOKEN="$token" BENCH_PASSWORD=unused
 SILO__SECRETS__MASTER_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 export SILO__SECRETS__MASTER_KEY
 
