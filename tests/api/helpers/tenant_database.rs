@@ -63,30 +63,20 @@ impl TenantDatabase {
 
     /// The first column of every row `sql` answers, as whole numbers.
     pub async fn numbers(&self, sql: &str) -> Vec<i64> {
-        match self {
-            Self::File(file) => {
-                let conn = rusqlite::Connection::open(file).unwrap();
-                let mut statement = conn.prepare(sql).unwrap();
-                let rows = statement.query_map([], |row| row.get(0)).unwrap();
-                rows.map(Result::unwrap).collect()
-            }
-            Self::Postgres { .. } => {
-                let mut conn = self.connect().await.unwrap();
-                let rows = conn.fetch_all(sql).await.unwrap();
-                let _ = conn.close().await;
-                rows.iter()
-                    .map(|row| {
-                        row.try_get::<i64, _>(0)
-                            .or_else(|_| row.try_get::<i32, _>(0).map(i64::from))
-                            .unwrap()
-                    })
-                    .collect()
-            }
-        }
+        self.column(sql).await
     }
 
     /// The first column of every row `sql` answers, as text.
     pub async fn texts(&self, sql: &str) -> Vec<String> {
+        self.column(sql).await
+    }
+
+    async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: rusqlite::types::FromSql
+            + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
         match self {
             Self::File(file) => {
                 let conn = rusqlite::Connection::open(file).unwrap();
@@ -114,8 +104,7 @@ impl TenantDatabase {
         match self {
             Self::File(file) => file.exists(),
             Self::Postgres { name, .. } => {
-                let server = super::tenant_server_url().unwrap();
-                let mut admin = PgConnection::connect(&server).await.unwrap();
+                let mut admin = server_admin().await;
                 let found: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
                 )
@@ -142,8 +131,7 @@ impl TenantDatabase {
                 Some(count)
             }
             Self::Postgres { name, .. } => {
-                let server = super::tenant_server_url().unwrap();
-                let mut admin = PgConnection::connect(&server).await.unwrap();
+                let mut admin = server_admin().await;
                 let count: i64 =
                     sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
                         .bind(name)
@@ -161,8 +149,7 @@ impl TenantDatabase {
         match self {
             Self::File(file) => std::fs::remove_file(file).unwrap(),
             Self::Postgres { name, .. } => {
-                let server = super::tenant_server_url().unwrap();
-                let mut admin = PgConnection::connect(&server).await.unwrap();
+                let mut admin = server_admin().await;
                 admin
                     .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
                     .await
@@ -182,8 +169,7 @@ impl TenantDatabase {
                 Self::File(moved)
             }
             Self::Postgres { name, url } => {
-                let server = super::tenant_server_url().unwrap();
-                let mut admin = PgConnection::connect(&server).await.unwrap();
+                let mut admin = server_admin().await;
                 let aside = format!("{name}_{aside}").replace(['.', '-'], "_");
                 // Its open connections (silo's pool) would keep it in place.
                 sqlx::query(
@@ -211,8 +197,7 @@ impl TenantDatabase {
         match (self, to) {
             (Self::File(aside), Self::File(file)) => std::fs::rename(aside, file).unwrap(),
             (Self::Postgres { name: aside, .. }, Self::Postgres { name, .. }) => {
-                let server = super::tenant_server_url().unwrap();
-                let mut admin = PgConnection::connect(&server).await.unwrap();
+                let mut admin = server_admin().await;
                 admin
                     .execute(format!("ALTER DATABASE {aside} RENAME TO {name}").as_str())
                     .await
@@ -222,4 +207,10 @@ impl TenantDatabase {
             _ => unreachable!("put back on the backend it was taken from"),
         }
     }
+}
+
+/// The admin role's session on this run's PostgreSQL tenant server (its maintenance database).
+async fn server_admin() -> PgConnection {
+    let server = super::tenant_server_url().expect("tenants on PostgreSQL");
+    PgConnection::connect(&server).await.unwrap()
 }
