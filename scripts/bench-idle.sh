@@ -15,22 +15,15 @@
 #   BENCH_PORT [18580]   first of two loopback ports used
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/bench-lib.sh"
 sizes="${BENCH_SIZES:-10000 100000}"
 pg_tenants="${BENCH_PG_TENANTS:-20}"
 pg="${BENCH_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/postgres}"
 port="${BENCH_PORT:-18580}"
-say() { echo "bench: $*" >&2; }
-die() { say "$*"; exit 1; }
-for tool in cargo curl awk du; do command -v "$tool" >/dev/null || die "$tool is required"; done
-for p in "$port" $((port + 1)); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
-done
-
-say "building release binaries"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin silo --example bench_setup
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-silo="$bin/silo" setup="$bin/examples/bench_setup"
+need cargo curl awk du
+whole $sizes "$pg_tenants" "$port"
+ports_free "$port" 2
+build --bin silo --example bench_setup
 work="$(mktemp -d "${TMPDIR:-/tmp}/silo-bench-idle.XXXXXX")"
 pid=""
 cleanup() {

@@ -21,7 +21,7 @@
 #   BENCH_KEEP [0]          1: keep the temporary directory (its path is printed)
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/bench-lib.sh"
 backend="${BENCH_BACKEND:-sqlite}"
 case "$backend" in
   sqlite) tenants="${BENCH_TENANTS:-10000}" ;;
@@ -34,23 +34,10 @@ concurrency="${BENCH_CONCURRENCY:-4}"
 port="${BENCH_PORT:-18280}"
 keep="${BENCH_KEEP:-0}"
 
-say() { echo "bench: $*" >&2; }
-die() { say "$*"; exit 1; }
-
-for tool in cargo curl awk sed; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
-done
-for n in "$tenants" "$rows" "$concurrency" "$port"; do
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "counts and ports must be positive whole numbers (got $n)"
-done
-for p in "$port" $((port + 1)); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
-done
-
-say "building release binaries"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin silo --example bench_setup
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-silo="$bin/silo" setup="$bin/examples/bench_setup"
+need cargo curl awk sed
+whole "$tenants" "$rows" "$concurrency" "$port"
+ports_free "$port" 2
+build --bin silo --example bench_setup
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/silo-bench-migrate.XXXXXX")"
 server_pid=""

@@ -12,22 +12,14 @@
 #   BENCH_PORT [18480]   first of four loopback ports used
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/bench-lib.sh"
 tries="${BENCH_TRIES:-100}"
 pg="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 port="${BENCH_PORT:-18480}"
-say() { echo "bench: $*" >&2; }
-die() { say "$*"; exit 1; }
-[[ "$tries" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TRIES must be a positive whole number"
-for tool in cargo curl psql; do command -v "$tool" >/dev/null || die "$tool is required"; done
-for p in $(seq "$port" $((port + 3))); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT)"; fi
-done
-
-say "building release binaries"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin silo --example bench_setup
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-silo="$bin/silo" setup="$bin/examples/bench_setup"
+need cargo curl psql
+whole "$tries" "$port"
+ports_free "$port" 4
+build --bin silo --example bench_setup
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/silo-bench-propagation.XXXXXX")"
 registry="silo_bench_registry_$$"

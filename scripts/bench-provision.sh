@@ -17,19 +17,14 @@
 #   BENCH_PORT [18380]    first of two loopback ports used
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/bench-lib.sh"
 count="${BENCH_TENANTS:-100}"
 pg="${BENCH_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/postgres}"
 port="${BENCH_PORT:-18380}"
-say() { echo "bench: $*" >&2; }
-die() { say "$*"; exit 1; }
-[[ "$count" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TENANTS must be a positive whole number"
-for tool in cargo curl awk sort; do command -v "$tool" >/dev/null || die "$tool is required"; done
-
-say "building the release binary"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin silo --example bench_setup
-silo="${CARGO_TARGET_DIR:-$root/target}/release/silo"
-setup="${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_setup"
+need cargo curl awk sort
+whole "$count" "$port"
+ports_free "$port" 2
+build --bin silo --example bench_setup
 work="$(mktemp -d "${TMPDIR:-/tmp}/silo-bench-provision.XXXXXX")"
 server_pid=""
 cleanup() {
