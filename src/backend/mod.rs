@@ -53,6 +53,17 @@ impl BuildLock {
     }
 }
 
+/// Whose rights a control-path connection to a tenant database has, on a server that has roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRole {
+    /// The tenant's own role: provisioning's seed and owner, so what a plan's seed makes
+    /// belongs to the tenant and runs with no more rights than the tenant has.
+    Tenant,
+    /// The server's admin role: counts, which must not take one of the tenant role's own
+    /// connections (its `CONNECTION LIMIT` is the tenant pool's size).
+    Admin,
+}
+
 /// How to open a connection to one tenant database: what a tenant pool is opened on.
 #[derive(Debug, Clone)]
 pub enum ConnectTarget {
@@ -144,15 +155,18 @@ impl Server {
     }
 
     /// A short-lived sqlx pool of one connection to the tenant's database, for control work;
-    /// never the request path's pools. `as_tenant`: as the tenant's own role on PostgreSQL
-    /// (provisioning's seed and owner, so what a plan's seed makes belongs to the tenant and
-    /// runs with no more rights than the tenant has); otherwise as the admin role (counts,
-    /// which must not take one of the tenant role's own connections).
-    pub async fn connect_control(&self, tenant: &TenantRecord, as_tenant: bool) -> Result<AnyPool> {
-        let url = match self {
-            Server::Sqlite(sqlite) => database::sqlite_url(&sqlite.file(&tenant.database)?, false),
-            Server::Postgres(postgres) if as_tenant => postgres.tenant_url(tenant)?,
-            Server::Postgres(postgres) => postgres.admin_url_for(tenant)?,
+    /// never the request path's pools. `who` matters on PostgreSQL only (see [`ControlRole`]).
+    pub async fn connect_control(
+        &self,
+        tenant: &TenantRecord,
+        who: ControlRole,
+    ) -> Result<AnyPool> {
+        let url = match (self, who) {
+            (Server::Sqlite(sqlite), _) => {
+                database::sqlite_url(&sqlite.file(&tenant.database)?, false)
+            }
+            (Server::Postgres(postgres), ControlRole::Tenant) => postgres.tenant_url(tenant)?,
+            (Server::Postgres(postgres), ControlRole::Admin) => postgres.admin_url_for(tenant)?,
         };
         // sqlx keeps trying an unreachable server until this passes: a few seconds, so a
         // stopped server is a prompt 503 rather than a long wait.

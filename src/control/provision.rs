@@ -9,7 +9,7 @@ use sqlx::{AnyPool, Executor};
 
 use super::placement;
 use crate::{
-    backend::BuildLock,
+    backend::{BuildLock, ControlRole},
     error::{Error, Result},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     plans::Plan,
@@ -314,7 +314,7 @@ async fn fill(
     let server = state.servers.of(record)?;
     let version = super::migrate_tenant(server, record, &state.schema).await?;
     phases.done("schema");
-    let pool = server.connect_control(record, true).await?;
+    let pool = server.connect_control(record, ControlRole::Tenant).await?;
     let result = async {
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::lifecycle;
 use crate::{
+    backend::ControlRole,
     error::{Error, Result},
     state::AppState,
 };
@@ -24,7 +25,7 @@ pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     // Its one connection at a time is counted in the server's budget.
     let _room = state.pools.reserve_for_control(&tenant, 1).await?;
     let pool = server
-        .connect_control(&tenant, false)
+        .connect_control(&tenant, ControlRole::Admin)
         .await
         .map_err(|error| {
             tracing::warn!(tenant = %tenant.slug, %error, "stats: tenant database unavailable");

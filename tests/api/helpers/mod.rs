@@ -19,4 +19,4 @@ pub use postgres::{
 };
 pub use raw::{raw_request, KeepAlive};
 pub use team::{invite_and_accept, team, Team};
-pub use tenant_database::TenantDatabase;
+pub use tenant_database::{handles_on, TenantDatabase};

@@ -122,14 +122,7 @@ impl TenantDatabase {
     /// (`None` where `/proc` does not say), or the server's sessions on it.
     pub async fn connections(&self) -> Option<usize> {
         match self {
-            Self::File(file) => {
-                let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-                let count = entries
-                    .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .filter(|target| target == file)
-                    .count();
-                Some(count)
-            }
+            Self::File(file) => handles_on(file),
             Self::Postgres { name, .. } => {
                 let mut admin = server_admin().await;
                 let count: i64 =
@@ -213,4 +206,14 @@ impl TenantDatabase {
 async fn server_admin() -> PgConnection {
     let server = super::tenant_server_url().expect("tenants on PostgreSQL");
     PgConnection::connect(&server).await.unwrap()
+}
+
+/// Open file descriptors of this process on `file`; `None` where `/proc` does not say.
+pub fn handles_on(file: &Path) -> Option<usize> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    let count = entries
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == file)
+        .count();
+    Some(count)
 }

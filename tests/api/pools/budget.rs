@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 
-use super::{handles_on, tenant_with_owner, try_signup};
+use super::{tenant_with_owner, try_signup};
 use crate::helpers::{spawn_app_with, Cli, Reply, TestApp};
 
 /// A silo whose `local` server has room for `budget` connections, `per_tenant` to each pool.
@@ -75,7 +75,7 @@ async fn assert_within_budget(app: &TestApp, budget: f64) -> BudgetMetrics {
             let name = path.file_name().unwrap().to_string_lossy();
             name.ends_with(".db") && !name.starts_with('.')
         })
-        .filter_map(|file| handles_on(&file))
+        .filter_map(|file| crate::helpers::handles_on(&file))
         .sum();
     assert!(
         open_connections as f64 <= budget,

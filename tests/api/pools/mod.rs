@@ -74,16 +74,6 @@ pub(super) async fn try_signup(app: &TestApp, slug: &str) -> Reply {
         .await
 }
 
-/// Open file descriptors of this process on `file`; `None` where `/proc` does not say.
-pub(super) fn handles_on(file: &std::path::Path) -> Option<usize> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    let count = entries
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target == file)
-        .count();
-    Some(count)
-}
-
 #[tokio::test]
 async fn each_tenant_gets_its_own_pool() {
     let app = spawn_app().await;
