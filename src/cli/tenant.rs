@@ -1,4 +1,5 @@
-//! `silo tenant create | list | show | suspend | resume | delete | export`. Tenants print as JSON on
+//! `silo tenant create | list | show | suspend | resume | delete | export | backup | restore |
+//! runs`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -44,6 +45,28 @@ pub enum TenantCommand {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Write a backup of a tenant's database (every table, taken online in one snapshot), to
+    /// stdout or --out.
+    Backup {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
+        /// The file to write (made, or replaced once the backup is complete).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Restore a backup file into the tenant it was taken of (suspended first: its data is
+    /// replaced whole) or under a slug nobody has (a new tenant).
+    Restore {
+        slug: String,
+        /// The backup file, as `silo tenant backup` wrote it.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+    /// The lifecycle runs recorded for a tenant (backups, restores, clones, moves), newest first.
+    Runs {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
+    },
     /// Delete a tenant and its database. Irreversible.
     Delete {
         #[arg(value_parser = slug_argument)]
@@ -76,6 +99,10 @@ pub struct CreateArgs {
     /// Read the owner's password from the first line of stdin.
     #[arg(long, requires = "owner_email")]
     owner_password_stdin: bool,
+    /// Copy this tenant: the new tenant's database starts as a copy of its database, without
+    /// its sessions, API tokens and invitations; its plan unless --plan is given.
+    #[arg(long, value_name = "SLUG", conflicts_with = "owner_email")]
+    from: Option<String>,
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it, renamed into place once
@@ -130,8 +157,16 @@ async fn execute(
                 server: args.server,
                 domains: args.domains,
                 owner,
+                ..ProvisionRequest::default()
             };
-            print_tenant(&control::provision(state, request, IfExists::FinishProvisioning).await?);
+            let made = match args.from {
+                Some(from) => {
+                    control::clone_tenant(state, request, &from, IfExists::FinishProvisioning)
+                        .await?
+                }
+                None => control::provision(state, request, IfExists::FinishProvisioning).await?,
+            };
+            print_tenant(&made);
         }
         TenantCommand::List => print_table(&control::list_all(state).await?),
         TenantCommand::Show { slug } => print_tenant(&control::find(state, slug.as_str()).await?),
@@ -145,6 +180,40 @@ async fn execute(
             control::delete(state, slug.as_str()).await?;
             eprintln!("deleted {slug}");
         }
+        TenantCommand::Backup { slug, out } => {
+            let backup = control::backup(state, slug.as_str()).await?;
+            let text = backup.to_file();
+            match out {
+                Some(path) => {
+                    write_whole(&path, text.as_bytes())?;
+                    eprintln!("backed up {slug} to {}", path.display());
+                }
+                None => write_stdout(text.as_bytes())?,
+            }
+        }
+        TenantCommand::Restore { slug, from } => {
+            let text = std::fs::read_to_string(&from)
+                .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", from.display())))?;
+            let backup = control::Backup::parse(&text)?;
+            print_tenant(&control::restore(state, &slug, backup).await?);
+        }
+        TenantCommand::Runs { slug } => {
+            let runs = control::runs(state, slug.as_str(), u32::MAX).await?;
+            println!(
+                "{:<36}  {:<8} {:<10} {:<25}  ERROR",
+                "ID", "KIND", "STATUS", "STARTED"
+            );
+            for run in runs {
+                println!(
+                    "{:<36}  {:<8} {:<10} {:<25}  {}",
+                    run.id,
+                    run.kind,
+                    run.status,
+                    crate::clock::rfc3339(run.started_at),
+                    run.error.unwrap_or_default()
+                );
+            }
+        }
         TenantCommand::Export { slug, out } => {
             let lines = control::export(state, slug.as_str()).await?;
             let text = lines.join("\n") + "\n";
@@ -157,16 +226,18 @@ async fn execute(
                         path.display()
                     );
                 }
-                None => {
-                    use std::io::Write;
-                    std::io::stdout()
-                        .write_all(text.as_bytes())
-                        .map_err(anyhow::Error::from)?;
-                }
+                None => write_stdout(text.as_bytes())?,
             }
         }
     }
     Ok(Outcome::Success)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(bytes)
+        .map_err(|e| anyhow::Error::from(e).into())
 }
 
 fn read_password() -> Result<String> {

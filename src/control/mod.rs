@@ -1,6 +1,7 @@
 //! The control path: provision, lifecycle, migration fan-out. The CLI and the admin API are thin
 //! front ends over these functions, so every rule lives once.
 
+mod backup;
 mod batch;
 mod export;
 mod fanout;
@@ -8,9 +9,12 @@ mod lifecycle;
 mod migrate;
 mod placement;
 mod provision;
+mod runs;
+mod snapshot;
 mod stats;
 mod support;
 
+pub use backup::{backup, clone_tenant, restore, Backup, FORMAT as BACKUP_FORMAT};
 pub use export::{export, FORMAT as EXPORT_FORMAT};
 pub use fanout::{
     execute, find_run, migrate, migration_status, plan, start_migration, FanoutOptions,
@@ -18,6 +22,7 @@ pub use fanout::{
 };
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
 pub use migrate::{migrate_file, migrate_tenant};
-pub use provision::{provision, IfExists, Owner, ProvisionRequest};
+pub use provision::{provision, Contents, IfExists, Owner, ProvisionRequest};
+pub use runs::runs;
 pub use stats::{stats, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

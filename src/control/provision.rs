@@ -3,11 +3,14 @@
 //! migrations -> the plan's seed -> owner -> `active`. Everything is checked before anything is
 //! created; every later step is idempotent, so re-running on a half-made tenant finishes it.
 
-use std::{collections::BTreeSet, time::Instant};
+use std::{collections::BTreeSet, sync::Arc, time::Instant};
 
 use sqlx::{AnyPool, Executor};
 
-use super::placement;
+use super::{
+    placement,
+    snapshot::{self, Dialect, Table},
+};
 use crate::{
     backend::{BuildLock, ControlRole},
     error::{Error, Result},
@@ -27,6 +30,22 @@ pub struct ProvisionRequest {
     pub server: Option<String>,
     pub domains: Vec<String>,
     pub owner: Option<Owner>,
+    /// The new tenant's id, when the caller chose it (to record a run under it first); a new
+    /// one otherwise.
+    pub id: Option<TenantId>,
+    /// What the new database starts with instead of the plan's seed and an owner: a restored
+    /// backup's or a clone's source's tables.
+    pub contents: Option<Contents>,
+}
+
+/// A new tenant's first contents; never printed (they hold password hashes).
+#[derive(Clone)]
+pub struct Contents(pub Arc<Vec<Table>>);
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Contents({} tables)", self.0.len())
+    }
 }
 
 #[derive(Clone)]
@@ -53,12 +72,14 @@ pub enum IfExists {
 }
 
 struct Valid {
+    id: Option<TenantId>,
     slug: Slug,
     name: String,
     plan: Plan,
     server: Option<String>,
     domains: Vec<String>,
     owner: Option<(Email, String)>,
+    contents: Option<Contents>,
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %request.slug))]
@@ -86,7 +107,7 @@ pub async fn provision(
         }
         None => {
             let server = placement::choose_server(state, valid.server.as_deref()).await?;
-            let id = TenantId::new();
+            let id = valid.id.unwrap_or_else(TenantId::new);
             let database = state
                 .servers
                 .get(&server)
@@ -253,12 +274,14 @@ fn validate(state: &AppState, request: ProvisionRequest) -> Result<Valid> {
         }
     };
     Ok(Valid {
+        id: request.id,
         slug,
         name,
         plan,
         server: request.server,
         domains: domains.into_iter().collect(),
         owner,
+        contents: request.contents,
     })
 }
 
@@ -302,7 +325,7 @@ async fn build(
     result
 }
 
-/// Schema, seed and owner, on a database that exists. The seed and the owner are written as
+/// Schema, seed and owner (or the contents a copy starts with), on a database that exists. The seed and the owner are written as
 /// the tenant's own role (see [`crate::backend::Server::connect_control`]).
 async fn fill(
     state: &AppState,
@@ -316,6 +339,11 @@ async fn fill(
     phases.done("schema");
     let pool = server.connect_control(record, ControlRole::Tenant).await?;
     let result = async {
+        if let Some(Contents(tables)) = &valid.contents {
+            snapshot::replace(&pool, Dialect::of(server), tables).await?;
+            phases.done("contents");
+            return Ok(version);
+        }
         // On a re-run the row is the truth: the tenant is seeded with the plan it was created with.
         let plan = state.plans.get(&record.plan).unwrap_or(&valid.plan);
         seed(&pool, plan).await?;

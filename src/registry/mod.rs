@@ -10,7 +10,7 @@ mod store;
 
 pub use cache::RegistryCache;
 pub use migrations::MigrationEnd;
-pub use runs::FanoutRun;
+pub use runs::{FanoutRun, LifecycleRun};
 pub use store::{NewTenant, RegistryStore};
 
 use std::{
@@ -185,6 +185,48 @@ impl Registry {
 
     pub async fn find_run(&self, id: &str) -> Result<Option<FanoutRun>> {
         self.store.find_run(id).await
+    }
+
+    /// See [`RegistryStore::relocate`]; every router is told at once.
+    pub async fn relocate(
+        &self,
+        record: &TenantRecord,
+        to_server: &str,
+        to_database: &str,
+    ) -> Result<bool> {
+        let moved = self
+            .store
+            .relocate(
+                record.id,
+                (&record.server, &record.database),
+                (to_server, to_database),
+            )
+            .await?;
+        self.changed(record, &[]).await;
+        Ok(moved)
+    }
+
+    pub async fn insert_lifecycle_run(&self, run: &LifecycleRun) -> Result<()> {
+        self.store.insert_lifecycle_run(run).await
+    }
+
+    pub async fn finish_lifecycle_run(
+        &self,
+        id: &str,
+        error: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        self.store.finish_lifecycle_run(id, error, detail).await
+    }
+
+    pub async fn lifecycle_runs(
+        &self,
+        tenant: &TenantRecord,
+        limit: u32,
+    ) -> Result<Vec<LifecycleRun>> {
+        self.store
+            .lifecycle_runs(&tenant.id.to_string(), limit)
+            .await
     }
 
     /// Forgets what this router cached of `record` (and of `extra_domains` it gained or lost),

@@ -184,6 +184,29 @@ impl RegistryStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Points the tenant at its database's new place, only if it is still where `from` says:
+    /// false when it was not (another move got there first).
+    pub async fn relocate(
+        &self,
+        id: TenantId,
+        from: (&str, &str),
+        to: (&str, &str),
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tenants SET server = $1, database_name = $2, updated_at = $3
+             WHERE id = $4 AND server = $5 AND database_name = $6",
+        )
+        .bind(to.0)
+        .bind(to.1)
+        .bind(clock::now_ms())
+        .bind(id.to_string())
+        .bind(from.0)
+        .bind(from.1)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn set_schema_version(&self, id: TenantId, version: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
             .bind(version)

@@ -213,6 +213,7 @@ async fn a_server_that_stops_makes_only_its_tenants_unavailable_until_it_is_back
         server: Some("second".into()),
         domains: vec![],
         owner: None,
+        ..Default::default()
     };
     let finished = silo::control::provision(
         &app.state,

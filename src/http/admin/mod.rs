@@ -1,6 +1,7 @@
 //! The admin API (`/admin/v1`, its own listener): operators' front end over `control/`.
 //! Every call needs `Authorization: Bearer <admin.token>`, compared in constant time.
 
+mod backups;
 mod export;
 mod migrations;
 mod support;
@@ -22,6 +23,7 @@ use crate::{error::Error, http::bearer, state::AppState, tenant::Slug};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(tenants::router())
+        .merge(backups::router())
         .merge(export::router())
         .merge(support::router())
         .merge(migrations::router())

@@ -47,13 +47,19 @@ struct CreateTenant {
     #[serde(default)]
     #[schema(schema_with = fields::domains)]
     domains: Vec<String>,
+    /// A tenant to copy: the new tenant's database starts as a copy of its database (read
+    /// online in one snapshot), without its sessions, API tokens and invitations, and takes its
+    /// plan unless `plan` is given. Not with `owner_email`.
+    #[schema(schema_with = fields::optional_slug)]
+    from: Option<String>,
 }
 
-/// Provision a tenant: registry row, database, migrations, the plan's seed, the owner.
+/// Provision a tenant: registry row, database, migrations, the plan's seed, the owner; or, with
+/// `from`, a copy of another tenant.
 #[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", request_body = CreateTenant, responses(
     (status = 201, description = "Provisioned", body = TenantRecord),
-    (status = 409, description = "The slug or a domain is taken", body = ErrorBody),
-    (status = 422, description = "Bad slug, plan, server, domain or owner", body = ErrorBody)))]
+    (status = 409, description = "The slug or a domain is taken, or the tenant to copy is provisioning, migrating or being deleted", body = ErrorBody),
+    (status = 422, description = "Bad slug, plan, server, domain, owner or tenant to copy", body = ErrorBody)))]
 async fn create_tenant(
     State(state): State<AppState>,
     Json(body): Json<CreateTenant>,
@@ -81,9 +87,17 @@ async fn create_tenant(
         server: body.server,
         domains: body.domains,
         owner,
+        ..ProvisionRequest::default()
     };
     let work_state = state.clone();
-    let work = async move { control::provision(&work_state, request, IfExists::Conflict).await };
+    let work = async move {
+        match body.from {
+            Some(from) => {
+                control::clone_tenant(&work_state, request, &from, IfExists::Conflict).await
+            }
+            None => control::provision(&work_state, request, IfExists::Conflict).await,
+        }
+    };
     let tenant = state.background.run(work).await??;
     Ok((StatusCode::CREATED, Json(tenant)))
 }

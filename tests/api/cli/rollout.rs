@@ -60,6 +60,7 @@ async fn provision(
                 server: None,
                 domains: vec![],
                 owner: None,
+                ..Default::default()
             };
             silo::control::provision(&app.state, request, IfExists::Conflict)
         })

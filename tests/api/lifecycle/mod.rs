@@ -1,5 +1,6 @@
 //! The admin API: provision, list, show, suspend, resume, domains, delete, and the token guarding it.
 
+mod backup;
 mod export;
 mod operations;
 mod provisioning;

@@ -73,6 +73,7 @@ async fn three_hundred_tenants_through_a_budget_of_thirty_never_hold_more_than_t
                     email: "owner@x.test".into(),
                     password: "owner-password".into(),
                 }),
+                ..Default::default()
             };
             silo::control::provision(&app.state, request, IfExists::Conflict)
         })
