@@ -166,6 +166,9 @@ impl From<sqlx::Error> for Error {
     /// A database that is busy (its pool exhausted), closing or unreachable is a passing
     /// condition of that tenant: `503 tenant_unavailable`. Anything else is a bug: `500`.
     fn from(error: sqlx::Error) -> Self {
+        if fenced(&error.to_string()) {
+            return Error::TenantUnavailable { retry_after: 1 };
+        }
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::warn!(%error, "database unavailable");
@@ -195,12 +198,21 @@ impl From<rusqlite::Error> for Error {
     /// A SQLite tenant database held by another process past the busy wait is as passing as a
     /// busy pool: `503 tenant_unavailable`. Anything else is a bug: `500`.
     fn from(error: rusqlite::Error) -> Self {
+        if fenced(&error.to_string()) {
+            return Error::TenantUnavailable { retry_after: 1 };
+        }
         if crate::sql::is_busy(&error) {
             tracing::warn!(%error, "database unavailable");
             return Error::TenantUnavailable { retry_after: 5 };
         }
         Error::Internal(error.into())
     }
+}
+
+/// A write that reached the old copy of a tenant that has just moved (see
+/// `control/relocate.rs`): the client is to retry, and finds the new copy.
+fn fenced(message: &str) -> bool {
+    message.contains(crate::control::FENCE_MESSAGE)
 }
 
 /// Maps a unique-constraint violation to `409 conflict` with `message`; anything else stays internal.

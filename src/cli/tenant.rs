@@ -1,5 +1,5 @@
 //! `silo tenant create | list | show | suspend | resume | delete | export | backup | restore |
-//! runs`. Tenants print as JSON on
+//! move | runs`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -61,6 +61,15 @@ pub enum TenantCommand {
         /// The backup file, as `silo tenant backup` wrote it.
         #[arg(long)]
         from: std::path::PathBuf,
+    },
+    /// Move a tenant's database to another server: copied online, switched in one short step,
+    /// verified, announced to every router; the old copy is dropped.
+    Move {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
+        /// A server of this configuration ([servers.<name>]).
+        #[arg(long)]
+        to: String,
     },
     /// The lifecycle runs recorded for a tenant (backups, restores, clones, moves), newest first.
     Runs {
@@ -196,6 +205,9 @@ async fn execute(
                 .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", from.display())))?;
             let backup = control::Backup::parse(&text)?;
             print_tenant(&control::restore(state, &slug, backup).await?);
+        }
+        TenantCommand::Move { slug, to } => {
+            print_tenant(&control::move_tenant(state, slug.as_str(), &to).await?)
         }
         TenantCommand::Runs { slug } => {
             let runs = control::runs(state, slug.as_str(), u32::MAX).await?;

@@ -9,6 +9,7 @@ mod lifecycle;
 mod migrate;
 mod placement;
 mod provision;
+mod relocate;
 mod runs;
 mod snapshot;
 mod stats;
@@ -23,6 +24,8 @@ pub use fanout::{
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
 pub use migrate::{migrate_file, migrate_tenant};
 pub use provision::{provision, Contents, IfExists, Owner, ProvisionRequest};
+pub use relocate::move_tenant;
 pub use runs::runs;
+pub use snapshot::FENCE_MESSAGE;
 pub use stats::{stats, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

@@ -59,11 +59,20 @@ pub struct PoolPolicy {
 #[derive(Clone)]
 struct OpenPool {
     server: Arc<str>,
+    /// The database it connects to: a tenant whose row names another (it moved) gets a new pool.
+    database: Arc<str>,
     pool: TenantPool,
     /// Milliseconds since [`TenantPools::epoch`]; the budget closes the smallest first.
     last_used: Arc<AtomicU64>,
     /// Released by the eviction listener once the pool has closed.
     reservation: Arc<Reservation>,
+}
+
+impl OpenPool {
+    /// Whether this pool reaches the database `tenant`'s row names now.
+    fn is_for(&self, tenant: &TenantRecord) -> bool {
+        *self.server == *tenant.server && *self.database == *tenant.database
+    }
 }
 
 pub struct TenantPools {
@@ -125,7 +134,15 @@ impl TenantPools {
         // A hit (nearly every request) skips building the opening future. The miss is boxed:
         // opening a pool is a large future, and inline it would make every hit's future (and
         // every future awaiting it, up to the request's) as large and as slow to move.
-        let cached = self.cache.get(&tenant.id).await;
+        let cached = match self.cache.get(&tenant.id).await {
+            Some(open) if open.is_for(tenant) => Some(open),
+            // Opened before the tenant moved: closed once its requests are done with it.
+            Some(_) => {
+                self.cache.invalidate(&tenant.id).await;
+                None
+            }
+            None => None,
+        };
         let open = match cached {
             Some(open) => Ok(open),
             None => Box::pin(self.cache.try_get_with(tenant.id, self.open(tenant))).await,
@@ -162,6 +179,7 @@ impl TenantPools {
         self.metrics.pool_opened();
         Ok(OpenPool {
             server: tenant.server.as_str().into(),
+            database: tenant.database.as_str().into(),
             pool,
             last_used: Arc::new(AtomicU64::new(self.now_ms())),
             reservation: Arc::new(reservation),

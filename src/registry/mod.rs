@@ -273,6 +273,12 @@ impl Registry {
         }
     }
 
+    /// Whether this registry tells every router of a change at once (PostgreSQL's `NOTIFY`),
+    /// rather than each learning within its cache's TTL.
+    pub fn announces(&self) -> bool {
+        self.store.is_postgres()
+    }
+
     /// `/readyz`: can the registry be queried?
     pub async fn ping(&self) -> bool {
         self.store.ping().await

@@ -1,5 +1,6 @@
-//! `/admin/v1/tenants/{slug}/backup`, `/restore` and `/runs`: a tenant's database as a backup
-//! file, a backup file back into a tenant, and the lifecycle runs recorded for it.
+//! `/admin/v1/tenants/{slug}/backup`, `/restore`, `/move` and `/runs`: a tenant's database as a
+//! backup file, a backup file back into a tenant, the database moved to another server, and the
+//! lifecycle runs recorded for it.
 
 use axum::{
     body::Body,
@@ -30,7 +31,37 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(backup_tenant))
         .routes(routes!(restore_tenant))
+        .routes(routes!(move_tenant))
         .routes(routes!(tenant_runs))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MoveTenant {
+    /// A server of this configuration (`[servers.<name>]`) other than the tenant's own.
+    to: String,
+}
+
+/// Moves the tenant's database to another server: copied online, then switched in one short
+/// step during which its writes wait (or answer `503` with `Retry-After`) and its reads go on;
+/// verified, announced to every router, and the old copy dropped. A failure at any step leaves
+/// the tenant served from where it was. Recorded as a run.
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/move", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")),
+    request_body = MoveTenant,
+    responses(
+    (status = 200, description = "Moved", body = TenantRecord),
+    (status = 404, description = "No such tenant", body = ErrorBody),
+    (status = 409, description = "Already there, not active or suspended, behind the schema, or being changed by another run", body = ErrorBody),
+    (status = 422, description = "Unknown server", body = ErrorBody),
+    (status = 503, description = "A database server is unavailable", body = ErrorBody)))]
+async fn move_tenant(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    crate::http::extract::Json(body): crate::http::extract::Json<MoveTenant>,
+) -> Result<Json<TenantRecord>> {
+    let work_state = state.clone();
+    let work = async move { control::move_tenant(&work_state, &slug, &body.to).await };
+    Ok(Json(state.background.run(work).await??))
 }
 
 /// A backup of the tenant's database, taken online in one consistent snapshot: every table and

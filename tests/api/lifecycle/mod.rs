@@ -2,6 +2,7 @@
 
 mod backup;
 mod export;
+mod moves;
 mod operations;
 mod provisioning;
 
