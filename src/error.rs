@@ -33,6 +33,9 @@ pub enum Error {
     Forbidden(String),
     #[error("this tenant is suspended")]
     TenantSuspended,
+    /// A plan quota (`max_users`, `max_projects`, `max_database_bytes`) is reached.
+    #[error("the tenant's plan allows {what}; this would go beyond it")]
+    QuotaExceeded { quota: &'static str, what: String },
     #[error("{0}")]
     NotFound(String),
     #[error("no tenant matches this request")]
@@ -72,6 +75,10 @@ pub struct ErrorDetail {
     /// For `validation_failed`: field name to what is wrong with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<FieldErrors>,
+    /// For `quota_exceeded`: the plan quota reached (`max_users`, `max_projects` or
+    /// `max_database_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 impl Error {
@@ -94,6 +101,7 @@ impl Error {
             Error::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::TenantConflict => (StatusCode::BAD_REQUEST, "tenant_conflict"),
+            Error::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -149,6 +157,10 @@ impl IntoResponse for Error {
                 code: code.to_owned(),
                 message,
                 fields,
+                quota: match &self {
+                    Error::QuotaExceeded { quota, .. } => Some((*quota).to_owned()),
+                    _ => None,
+                },
             },
         };
         let mut response = (status, Json(body)).into_response();

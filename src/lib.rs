@@ -13,6 +13,8 @@
 //!                 -> control::provision  validate, registry row, database, migrate, seed, owner
 //!                 -> control::lifecycle  suspend, resume, domains, delete
 //!                 -> control::migrate    fan-out of tenant migrations, bounded concurrency
+//!                 -> control::backup     backups, restores, clones (control::snapshot)
+//!                 -> control::relocate   a tenant's database moved to another server
 //! ```
 
 pub mod audit;
@@ -29,6 +31,7 @@ pub mod sql;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;
+pub mod usage;
 
 // request path
 pub mod http;

@@ -103,6 +103,9 @@ mod tests {
             requests_per_second: rps,
             burst,
             max_concurrent_requests: concurrent,
+            max_users: None,
+            max_projects: None,
+            max_database_bytes: None,
         }
     }
 

@@ -22,6 +22,14 @@ pub struct PlanSettings {
     /// Requests of this tenant in flight at once.
     #[serde(default = "default_concurrency")]
     pub max_concurrent_requests: u32,
+    /// Quotas (absent: none). Accounts in the tenant, whoever made them.
+    #[serde(default)]
+    pub max_users: Option<u64>,
+    #[serde(default)]
+    pub max_projects: Option<u64>,
+    /// The database's size on its server, as `stats` measures it.
+    #[serde(default)]
+    pub max_database_bytes: Option<u64>,
 }
 
 fn default_rps() -> u32 {
@@ -103,6 +111,9 @@ impl Plans {
             requests_per_second: default_rps(),
             burst: default_burst(),
             max_concurrent_requests: default_concurrency(),
+            max_users: None,
+            max_projects: None,
+            max_database_bytes: None,
         }
     }
 

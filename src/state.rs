@@ -41,6 +41,8 @@ pub struct Inner {
     pub schema: Arc<TenantSchema>,
     pub background: Background,
     pub metrics: Arc<Metrics>,
+    /// Requests served by tenant, and the sizes the `max_database_bytes` quota is checked on.
+    pub usage: crate::usage::Usage,
 }
 
 impl Deref for AppState {
@@ -105,6 +107,7 @@ impl AppState {
             schema,
             background: Background::default(),
             metrics,
+            usage: crate::usage::Usage::default(),
             registry,
             servers,
             pools,
@@ -134,6 +137,7 @@ impl AppState {
 
     /// Closes every tenant pool and the registry (shutdown, end of a CLI command).
     pub async fn close(&self) {
+        self.usage.flush(&self.registry).await;
         self.pools.close_all().await;
         self.registry.close().await;
     }

@@ -1,5 +1,5 @@
 //! `silo tenant create | list | show | suspend | resume | delete | export | backup | restore |
-//! move | runs`. Tenants print as JSON on
+//! move | usage | runs`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -71,6 +71,19 @@ pub enum TenantCommand {
         #[arg(long)]
         to: String,
     },
+    /// Every tenant's usage, largest first: requests served, and its last measured users,
+    /// projects and database size.
+    Usage {
+        /// requests, users, projects or database_bytes.
+        #[arg(long, default_value = "requests", value_parser = usage_sort)]
+        sort: String,
+        /// Tenants listed, 1 to 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Measure every tenant first (as stats does), four at a time.
+        #[arg(long)]
+        measure: bool,
+    },
     /// The lifecycle runs recorded for a tenant (backups, restores, clones, moves), newest first.
     Runs {
         #[arg(value_parser = slug_argument)]
@@ -124,6 +137,12 @@ fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn usage_sort(raw: &str) -> std::result::Result<String, String> {
+    crate::registry::UsageSort::parse(raw)
+        .map(|_| raw.to_owned())
+        .ok_or_else(|| format!("one of {}", crate::registry::UsageSort::NAMES.join(", ")))
 }
 
 /// A slug argument of an existing tenant: one that cannot be a slug is a bad argument (exit 2),
@@ -208,6 +227,38 @@ async fn execute(
         }
         TenantCommand::Move { slug, to } => {
             print_tenant(&control::move_tenant(state, slug.as_str(), &to).await?)
+        }
+        TenantCommand::Usage {
+            sort,
+            limit,
+            measure,
+        } => {
+            if measure {
+                let (measured, failed) = control::measure_all(state, 4).await?;
+                eprintln!("measured {measured} tenants; {failed} could not be");
+            }
+            let sort = crate::registry::UsageSort::parse(&sort)
+                .ok_or_else(|| Error::field("sort", "unknown"))?;
+            let rows = control::usage(state, sort, limit).await?;
+            println!(
+                "{:<24} {:<18} {:>10} {:>8} {:>9} {:>14}  MEASURED",
+                "SLUG", "STATUS", "REQUESTS", "USERS", "PROJECTS", "DB BYTES"
+            );
+            let shown = |n: Option<i64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+            for row in rows {
+                println!(
+                    "{:<24} {:<18} {:>10} {:>8} {:>9} {:>14}  {}",
+                    row.slug,
+                    row.status,
+                    row.requests,
+                    shown(row.users),
+                    shown(row.projects),
+                    shown(row.database_bytes),
+                    row.measured_at
+                        .map(crate::clock::rfc3339)
+                        .unwrap_or_default()
+                );
+            }
         }
         TenantCommand::Runs { slug } => {
             let runs = control::runs(state, slug.as_str(), u32::MAX).await?;

@@ -27,5 +27,5 @@ pub use provision::{provision, Contents, IfExists, Owner, ProvisionRequest};
 pub use relocate::move_tenant;
 pub use runs::runs;
 pub use snapshot::FENCE_MESSAGE;
-pub use stats::{stats, TenantStats};
+pub use stats::{measure_all, stats, usage, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

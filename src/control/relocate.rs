@@ -81,8 +81,11 @@ pub async fn move_tenant(state: &AppState, slug: &str, to: &str) -> Result<Tenan
         tenant.slug.as_str(),
         asked,
         Box::pin(async move {
-            let moved = relocate(state, &record, &target, to).await?;
-            let report = json!({ "database": moved.database });
+            let (moved, switch) = relocate(state, &record, &target, to).await?;
+            let report = json!({
+                "database": moved.database,
+                "switch_ms": switch.as_millis() as u64,
+            });
             Ok((moved, report))
         }),
     )
@@ -94,7 +97,7 @@ async fn relocate(
     tenant: &TenantRecord,
     target: &Server,
     to: &str,
-) -> Result<TenantRecord> {
+) -> Result<(TenantRecord, Duration)> {
     let source = state.servers.of(tenant)?;
     let new = TenantRecord {
         server: to.to_owned(),
@@ -121,15 +124,17 @@ async fn relocate(
         )));
     }
     let copied = copy(state, tenant, &new, source, target, &mut target_lock).await;
-    if let Err((error, made)) = copied {
-        if !made {
+    let switch = match copied {
+        Ok(switch) => switch,
+        Err((error, made)) => {
+            if made {
+                if let Err(cleanup) = target.drop_database(&new).await {
+                    tracing::warn!(tenant = %tenant.slug, error = %cleanup, "could not remove the new copy of a failed move");
+                }
+            }
             return Err(error);
         }
-        if let Err(cleanup) = target.drop_database(&new).await {
-            tracing::warn!(tenant = %tenant.slug, error = %cleanup, "could not remove the new copy of a failed move");
-        }
-        return Err(error);
-    }
+    };
     state.pools.evict(tenant.id).await;
     tracing::info!(tenant = %tenant.slug, from = %tenant.server, to, "tenant moved; dropping the old copy");
     if state.registry.announces() {
@@ -143,7 +148,7 @@ async fn relocate(
     release(target_lock);
     let moved = lifecycle::find(state, tenant.slug.as_str()).await?;
     note_in_audit_log(state, &moved, tenant).await;
-    Ok(moved)
+    Ok((moved, switch))
 }
 
 /// Lets a build lock go, its file removed (the tenant is whole where it is, and gone from
@@ -152,8 +157,9 @@ fn release(lock: BuildLock) {
     lock.release_and_remove();
 }
 
-/// Steps 1 and 2: the new copy, filled online, then the final switch. On failure, says
-/// whether the new copy was made (and is to be removed).
+/// Steps 1 and 2: the new copy, filled online, then the final switch; answers how long the
+/// switch held the old copy's writers off. On failure, says whether the new copy was made (and
+/// is to be removed).
 async fn copy(
     state: &AppState,
     tenant: &TenantRecord,
@@ -161,7 +167,7 @@ async fn copy(
     source: &Server,
     target: &Server,
     target_lock: &mut BuildLock,
-) -> Result<(), (Error, bool)> {
+) -> Result<Duration, (Error, bool)> {
     // A database of that name already there is not this move's to replace: a failed move's
     // leftover, or another deployment's, or the tenant's own where two server names reach
     // one place. It is left alone.
@@ -192,7 +198,7 @@ async fn fill_and_switch(
     new: &TenantRecord,
     source: &Server,
     target: &Server,
-) -> Result<()> {
+) -> Result<Duration> {
     let (from, to) = (Dialect::of(source), Dialect::of(target));
     super::migrate_tenant(target, new, &state.schema).await?;
     let into = target.connect_control(new, ControlRole::Tenant).await?;
@@ -203,6 +209,7 @@ async fn fill_and_switch(
         snapshot::replace(&into, to, &first).await?;
         // The switch, under the old copy's write lock.
         let mut conn = old.acquire().await?;
+        let started = std::time::Instant::now();
         snapshot::begin_exclusive(&mut conn, from).await?;
         let switched = async {
             let last = snapshot::read(&mut conn, from).await?;
@@ -224,8 +231,9 @@ async fn fill_and_switch(
                 if let Err(error) = snapshot::end(&mut conn, true).await {
                     tracing::warn!(tenant = %tenant.slug, %error, "the old copy's fence did not commit");
                 }
-                tracing::info!(tenant = %tenant.slug, rows, "tenant switched to its new copy");
-                Ok(())
+                let held = started.elapsed();
+                tracing::info!(tenant = %tenant.slug, rows, switch_ms = held.as_millis() as u64, "tenant switched to its new copy");
+                Ok(held)
             }
             Err(error) => {
                 let _ = snapshot::end(&mut conn, false).await;

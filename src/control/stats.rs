@@ -1,4 +1,6 @@
-//! A tenant's vital signs for operators: users, projects, database size, open connections.
+//! A tenant's vital signs for operators: requests served, users, projects, database size, open
+//! connections. Each reading is kept in the registry as the tenant's last measurement, which the
+//! fleet view (`usage`) sorts by.
 
 use serde::Serialize;
 
@@ -11,6 +13,9 @@ use crate::{
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantStats {
+    /// Requests served since the tenant was made, by every router (as the registry has them,
+    /// plus this router's not yet added).
+    pub requests: i64,
     pub users: i64,
     pub projects: i64,
     pub database_bytes: u64,
@@ -44,10 +49,59 @@ pub async fn stats(state: &AppState, slug: &str) -> Result<TenantStats> {
     pool.close().await;
     let (users, projects) = counts?;
     let database_bytes = server.database_bytes(&tenant).await?;
+    let bytes = i64::try_from(database_bytes).unwrap_or(i64::MAX);
+    if let Err(error) = state
+        .registry
+        .record_measurement(tenant.id, users, projects, bytes)
+        .await
+    {
+        tracing::warn!(tenant = %tenant.slug, %error, "the measurement was not kept");
+    }
+    let pending = i64::try_from(state.usage.pending(tenant.id)).unwrap_or(i64::MAX);
+    let requests = state.registry.requests_served(tenant.id).await? + pending;
     Ok(TenantStats {
+        requests,
         users,
         projects,
         database_bytes,
         open_connections,
     })
+}
+
+/// Every tenant's usage, largest `sort` first: the registry's last measurements and request
+/// counts, with this router's requests not yet added.
+pub async fn usage(
+    state: &AppState,
+    sort: crate::registry::UsageSort,
+    limit: u32,
+) -> Result<Vec<crate::registry::TenantUsage>> {
+    let mut rows = state.registry.usage(sort, limit).await?;
+    for row in &mut rows {
+        if let Ok(id) = row.id.parse() {
+            row.requests += i64::try_from(state.usage.pending(id)).unwrap_or(0);
+        }
+    }
+    Ok(rows)
+}
+
+/// Measures every tenant whose database can be read (as [`stats`] does), `concurrency` at a
+/// time, so the fleet view is current; answers how many were measured and how many could not be.
+pub async fn measure_all(state: &AppState, concurrency: usize) -> Result<(usize, usize)> {
+    use futures::StreamExt;
+    let tenants = lifecycle::list_all(state).await?;
+    let results: Vec<bool> = futures::stream::iter(tenants)
+        .map(|tenant| async move {
+            match stats(state, tenant.slug.as_str()).await {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant.slug, %error, "not measured");
+                    false
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let measured = results.iter().filter(|ok| **ok).count();
+    Ok((measured, results.len() - measured))
 }

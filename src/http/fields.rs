@@ -150,14 +150,6 @@ pub fn slug() -> Object {
         .build()
 }
 
-/// The slug of an existing tenant, or absent (or null).
-pub fn optional_slug() -> Object {
-    nullable(
-        slug_builder().description(Some("The slug of an existing tenant; absent or null: none")),
-    )
-    .build()
-}
-
 /// Slugs of existing tenants (a target group), or null.
 pub fn optional_slugs() -> utoipa::openapi::Array {
     ArrayBuilder::new()

@@ -75,17 +75,22 @@ async fn serve(
 }
 
 /// Closes idle tenant pools, and idle connections of open ones, on time even when no request
-/// arrives to trigger moka's upkeep.
+/// arrives to trigger moka's upkeep; adds this router's request counts to the registry.
 async fn housekeeping(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
     let every = Duration::from_secs(state.settings.pool.idle_ttl_secs)
         .min(crate::database::CONNECTION_IDLE_TIMEOUT)
         .div_f32(2.0)
         .clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let mut flushed = std::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {
+            _ = tokio::time::sleep(every.min(crate::usage::FLUSH_EVERY)) => {
                 state.pools.run_housekeeping().await;
                 state.passwords.prune();
+                if flushed.elapsed() >= crate::usage::FLUSH_EVERY {
+                    state.usage.flush(&state.registry).await;
+                    flushed = std::time::Instant::now();
+                }
             }
             _ = stopped.changed() => return Ok(()),
         }

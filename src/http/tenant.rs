@@ -84,6 +84,7 @@ pub async fn attach(state: &AppState, request: &mut Request) -> Result<(Admissio
             state.metrics.rate_limited();
         })?;
     let pool = state.pools.get(&tenant).await?;
+    state.usage.served(tenant.id);
 
     if let Some(path) = claims.stripped_path {
         *request.uri_mut() = strip_prefix(request.uri(), &path)?;

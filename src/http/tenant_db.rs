@@ -57,6 +57,11 @@ impl TenantDb {
         }
     }
 
+    /// The router's state, for handlers that need more than the connection (quotas, keys).
+    pub fn state(&self) -> &AppState {
+        &self.request.state
+    }
+
     /// Says how the request ended: a connection still held goes back to the pool only if
     /// `ended_well`, else it is closed (see [`TenantDb`]).
     pub(crate) fn finish(&self, ended_well: bool) {

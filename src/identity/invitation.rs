@@ -86,12 +86,14 @@ impl Invitation {
     }
 
     /// Spends the invitation and creates its account in one transaction: the token works
-    /// once even under concurrent use, and an email taken meanwhile (`409`) leaves it unspent.
+    /// once even under concurrent use, and an email taken meanwhile (`409`) or a plan's
+    /// `max_users` reached (`403`) leaves it unspent.
     pub async fn accept(
         conn: &mut TenantConn,
         raw: &str,
         name: &str,
         password_hash: &str,
+        max_users: Option<u64>,
     ) -> Result<User> {
         let mut tx = conn.begin().await?;
         let row = sql::query(
@@ -113,6 +115,13 @@ impl Invitation {
         let role: Role = role
             .parse()
             .map_err(|_| anyhow::anyhow!("invitation row has an unknown role"))?;
+        let room =
+            crate::usage::ensure_room_within(&mut tx, max_users, crate::usage::Counted::Users)
+                .await;
+        if let Err(refused) = room {
+            tx.rollback().await?;
+            return Err(refused);
+        }
         let user = User::create(
             &mut tx,
             NewUser {

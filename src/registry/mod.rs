@@ -7,11 +7,13 @@ mod cache;
 mod migrations;
 mod runs;
 mod store;
+mod usage;
 
 pub use cache::RegistryCache;
 pub use migrations::MigrationEnd;
 pub use runs::{FanoutRun, LifecycleRun};
 pub use store::{NewTenant, RegistryStore};
+pub use usage::{TenantUsage, UsageSort};
 
 use std::{
     collections::HashMap,
@@ -271,6 +273,30 @@ impl Registry {
                 previous.abort();
             }
         }
+    }
+
+    pub async fn add_requests(&self, counts: &[(TenantId, u64)]) -> Result<()> {
+        self.store.add_requests(counts).await
+    }
+
+    pub async fn record_measurement(
+        &self,
+        tenant: TenantId,
+        users: i64,
+        projects: i64,
+        database_bytes: i64,
+    ) -> Result<()> {
+        self.store
+            .record_measurement(tenant, users, projects, database_bytes)
+            .await
+    }
+
+    pub async fn requests_served(&self, tenant: TenantId) -> Result<i64> {
+        self.store.requests_served(tenant).await
+    }
+
+    pub async fn usage(&self, sort: UsageSort, limit: u32) -> Result<Vec<TenantUsage>> {
+        self.store.usage(sort, limit).await
     }
 
     /// Whether this registry tells every router of a change at once (PostgreSQL's `NOTIFY`),

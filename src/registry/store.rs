@@ -239,6 +239,10 @@ impl RegistryStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM tenant_usage WHERE tenant_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

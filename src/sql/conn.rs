@@ -127,6 +127,25 @@ enum Open<'c> {
 }
 
 impl Transaction<'_> {
+    /// On a server database (PostgreSQL), not a SQLite file.
+    pub fn is_server(&self) -> bool {
+        matches!(self.0, Some(Open::Server(_)))
+    }
+
+    /// Rolls back now. Dropping rolls back too, but a server transaction's rollback then waits
+    /// for the connection's next use, and its locks with it: a transaction that took a lock
+    /// (see `usage::ensure_room`) is rolled back here.
+    pub async fn rollback(mut self) -> Result<()> {
+        match self.0.take() {
+            Some(Open::Local { conn, _queued }) => {
+                conn.rollback();
+                Ok(())
+            }
+            Some(Open::Server(tx)) => Ok(tx.rollback().await?),
+            None => Ok(()),
+        }
+    }
+
     pub async fn commit(mut self) -> Result<()> {
         match self.0.take() {
             Some(Open::Local { conn, _queued }) => Ok(conn.commit()?),

@@ -21,6 +21,7 @@ mod placement;
 mod pools;
 mod postgres_tenants;
 mod projects;
+mod quotas;
 mod request_connection;
 mod resolution;
 mod roles;

@@ -150,6 +150,19 @@ async fn valid_request(ctx: &Ctx, method: &str, path: &str) -> Option<Valid> {
             201,
         ),
         ("post", "/admin/v1/migrations") => tenant(path, None, json!({}), 202),
+        // The one server there is, its own: refused as it stands, whatever else is checked.
+        ("post", "/admin/v1/tenants/{slug}/move") => tenant(
+            &format!("/admin/v1/tenants/{SLUG}/move"),
+            None,
+            json!({"to": "local"}),
+            409,
+        ),
+        ("get", "/admin/v1/usage") => Valid {
+            path: path.to_owned(),
+            token: None,
+            body: None,
+            accepted: 200,
+        },
         _ => return None,
     };
     Some(valid)

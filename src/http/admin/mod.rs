@@ -6,6 +6,7 @@ mod export;
 mod migrations;
 mod support;
 mod tenants;
+mod usage;
 
 use axum::{
     extract::{Request, State},
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(support::router())
         .merge(migrations::router())
+        .merge(usage::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.

@@ -53,7 +53,8 @@ async fn create_support_session(
     ))
 }
 
-/// Users, projects, database size and open connections of a tenant.
+/// Requests served, users, projects, database size and open connections of a tenant; the
+/// reading is kept as the tenant's last measurement for the fleet view (`/admin/v1/usage`).
 #[utoipa::path(get, path = "/admin/v1/tenants/{slug}/stats", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
     (status = 200, description = "The stats", body = TenantStats),
     (status = 404, description = "No such tenant", body = ErrorBody)))]

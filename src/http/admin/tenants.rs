@@ -49,8 +49,7 @@ struct CreateTenant {
     domains: Vec<String>,
     /// A tenant to copy: the new tenant's database starts as a copy of its database (read
     /// online in one snapshot), without its sessions, API tokens and invitations, and takes its
-    /// plan unless `plan` is given. Not with `owner_email`.
-    #[schema(schema_with = fields::optional_slug)]
+    /// plan unless `plan` is given. Not with `owner_email`. A slug no tenant has is `422`.
     from: Option<String>,
 }
 

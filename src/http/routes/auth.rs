@@ -13,6 +13,7 @@ use crate::{
     http::{extract::Json, TenantDb},
     identity::{validate_name, validate_password, Email, NewUser, Role, User},
     state::AppState,
+    usage::{self, Counted},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -112,17 +113,29 @@ async fn signup(
         Some(name) => validate_name("name", name)?,
         None => email.local_part().to_owned(),
     };
+    state.usage.ensure_space(&state, &db.tenant).await?;
     let password_hash = state.passwords.hash(db.tenant.id, &body.password).await?;
-    let user = User::create(
-        &mut *db.conn().await?,
-        NewUser {
-            email: &email,
-            name: &name,
-            password_hash: &password_hash,
-            role: Role::Member,
-        },
-    )
-    .await?;
+    let user = {
+        let mut conn = db.conn().await?;
+        let mut tx = conn.begin().await?;
+        if let Err(refused) = usage::ensure_room(&state, &db.tenant, &mut tx, Counted::Users).await
+        {
+            tx.rollback().await?;
+            return Err(refused);
+        }
+        let user = User::create(
+            &mut tx,
+            NewUser {
+                email: &email,
+                name: &name,
+                password_hash: &password_hash,
+                role: Role::Member,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        user
+    };
     tracing::info!(user = %user.id, "signed up");
     audit::record(
         &mut *db.conn().await?,

@@ -18,6 +18,7 @@ use crate::{
     },
     identity::{validate_name, Role, Scope},
     state::AppState,
+    usage::{self, Counted},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -117,7 +118,7 @@ async fn list_projects(
 /// Create a project (member+; API tokens need `projects:write`).
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject, security(("bearer" = [])), responses(
     (status = 201, description = "Created", body = Project),
-    (status = 403, description = "Role or scope too low", body = ErrorBody),
+    (status = 403, description = "Role or scope too low, or a plan quota (max_projects, max_database_bytes) reached", body = ErrorBody),
     (status = 422, description = "Invalid name or description", body = ErrorBody)))]
 async fn create_project(
     db: TenantDb,
@@ -134,6 +135,18 @@ async fn create_project(
         created_at: now,
         updated_at: now,
     };
+    db.state()
+        .usage
+        .ensure_space(db.state(), &db.tenant)
+        .await?;
+    let mut conn = db.conn().await?;
+    let mut tx = conn.begin().await?;
+    if let Err(refused) =
+        usage::ensure_room(db.state(), &db.tenant, &mut tx, Counted::Projects).await
+    {
+        tx.rollback().await?;
+        return Err(refused);
+    }
     sql::query(concat!(
         "INSERT INTO projects (",
         columns!(),
@@ -145,8 +158,9 @@ async fn create_project(
     .bind(&project.owner_id)
     .bind(project.created_at)
     .bind(project.updated_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut tx)
     .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
