@@ -97,7 +97,7 @@ async fn quotas_are_each_tenants_own_and_refuse_only_what_goes_beyond() {
     };
     assert_quota(&accept(token.clone()).await, "max_users");
     // Globex is not full for acme being full.
-    let theirs = signup(&app, "globex", "user0@globex.test").await;
+    let theirs = signup(app, "globex", "user0@globex.test").await;
     assert_eq!(theirs.status, 201, "{}", theirs.body);
 
     // Room made, the unspent invitation works.
@@ -123,20 +123,20 @@ async fn quotas_are_each_tenants_own_and_refuse_only_what_goes_beyond() {
     assert_eq!(accepted.status, 201, "{}", accepted.body);
 
     // Projects: two, then refused; one deleted, one more fits.
-    let first = new_project(&app, "acme", &acme.access_token, "one").await;
+    let first = new_project(app, "acme", &acme.access_token, "one").await;
     assert_eq!(first.status, 201);
     assert_eq!(
-        new_project(&app, "acme", &acme.access_token, "two")
+        new_project(app, "acme", &acme.access_token, "two")
             .await
             .status,
         201
     );
     assert_quota(
-        &new_project(&app, "acme", &acme.access_token, "three").await,
+        &new_project(app, "acme", &acme.access_token, "three").await,
         "max_projects",
     );
     assert_eq!(
-        new_project(&app, "globex", &globex.access_token, "theirs")
+        new_project(app, "globex", &globex.access_token, "theirs")
             .await
             .status,
         201
@@ -146,7 +146,7 @@ async fn quotas_are_each_tenants_own_and_refuse_only_what_goes_beyond() {
         .delete(&format!("/v1/projects/{id}"), &acme.access_token)
         .await;
     assert_eq!(
-        new_project(&app, "acme", &acme.access_token, "three")
+        new_project(app, "acme", &acme.access_token, "three")
             .await
             .status,
         201
