@@ -13,6 +13,7 @@
 //!                 -> control::provision  validate, registry row, database, migrate, seed, owner
 //!                 -> control::lifecycle  suspend, resume, domains, delete
 //!                 -> control::migrate    fan-out of tenant migrations, bounded concurrency
+//!                 -> webhooks            lifecycle events: registry outbox -> signed POSTs
 //! ```
 
 pub mod audit;
@@ -41,6 +42,7 @@ pub mod resolve;
 // control path
 pub mod cli;
 pub mod control;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use error::{Error, Result};

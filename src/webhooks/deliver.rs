@@ -1,0 +1,215 @@
+//! The delivery worker `silo serve` runs: take due deliveries from the outbox under a lease,
+//! POST each to its receiver, record the outcome. Woken at once when this process records an
+//! event, and every `webhooks.poll_interval_ms` otherwise (for other routers' events and for
+//! retries coming due). Several routers may run one each over one registry: the lease keeps
+//! them from sending the same delivery at once; one that stops mid-delivery leaves a lease
+//! that runs out, and another sends it again (at least once).
+
+use std::time::{Duration, Instant};
+
+use futures::{stream, StreamExt};
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+
+use super::sign::signature;
+use crate::{clock, config::WebhookSettings, registry::Delivery, state::AppState};
+
+/// Deliveries sent at once (each to a different tenant or URL: one tenant's line is sent in turn).
+const AT_ONCE: u32 = 8;
+/// How much longer than an attempt's timeout a lease lasts, for recording its outcome.
+const LEASE_MARGIN_MS: i64 = 10_000;
+/// How long delivered rows are kept for `GET /admin/v1/webhooks/deliveries`.
+const KEEP_DELIVERED_MS: i64 = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The pause before attempt `attempts + 1`, after `attempts` failed ones: `retry_initial_ms`
+/// doubling each time, at most `retry_max_ms`.
+pub fn backoff(settings: &WebhookSettings, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(40);
+    let ms = settings
+        .retry_initial_ms
+        .saturating_mul(1u64 << doublings)
+        .min(settings.retry_max_ms);
+    Duration::from_millis(ms)
+}
+
+/// Runs until `stopped`; returns at once when no receiver is configured.
+pub async fn run(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+    if state.registry.webhook_urls().is_empty() {
+        return Ok(());
+    }
+    let settings = state.settings.webhooks.clone();
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("silo/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "webhooks: no HTTP client; events stay in the outbox");
+            return Ok(());
+        }
+    };
+    let poll = Duration::from_millis(settings.poll_interval_ms);
+    let mut pruned = Instant::now() - PRUNE_EVERY;
+    tracing::info!(
+        receivers = settings.urls.len(),
+        "webhook delivery worker started"
+    );
+    loop {
+        if *stopped.borrow() {
+            return Ok(());
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            match state
+                .registry
+                .prune_deliveries(clock::now_ms() - KEEP_DELIVERED_MS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "webhooks: forgot old delivered events"),
+                Err(error) => {
+                    tracing::warn!(error = %error.detail(), "webhooks: could not prune the outbox")
+                }
+            }
+        }
+        let sent = match deliver_due(&state, &settings, &client).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                tracing::warn!(error = %error.detail(), "webhooks: could not read the outbox; trying again");
+                0
+            }
+        };
+        if sent > 0 {
+            // The next of each tenant's events may be due now.
+            continue;
+        }
+        tokio::select! {
+            _ = state.registry.outbox_wakeup().notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = stopped.changed() => return Ok(()),
+        }
+    }
+}
+
+/// One round: take what is due, send it, record how each went. Answers how many were sent.
+async fn deliver_due(
+    state: &AppState,
+    settings: &WebhookSettings,
+    client: &reqwest::Client,
+) -> crate::Result<usize> {
+    let now = clock::now_ms();
+    let lease_until = now + settings.timeout_ms as i64 + LEASE_MARGIN_MS;
+    let due = state
+        .registry
+        .claim_deliveries(now, lease_until, AT_ONCE)
+        .await?;
+    let count = due.len();
+    stream::iter(due)
+        .for_each_concurrent(None, |delivery| async move {
+            let outcome = send(client, settings, &delivery).await;
+            record(state, settings, &delivery, outcome).await;
+        })
+        .await;
+    Ok(count)
+}
+
+/// One attempt: `Ok` for a 2xx, else what went wrong, in words for `last_error`.
+async fn send(
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    delivery: &Delivery,
+) -> Result<(), String> {
+    let signed = signature(settings.secret.expose_secret(), delivery.body.as_bytes());
+    let sent = client
+        .post(&delivery.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Silo-Event", &delivery.event_type)
+        .header("X-Silo-Delivery", &delivery.event_id)
+        .header("X-Silo-Signature", signed)
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("the receiver answered {}", response.status())),
+        Err(error) if error.is_timeout() => Err(format!(
+            "no answer within webhooks.timeout_ms ({} ms)",
+            settings.timeout_ms
+        )),
+        Err(error) => Err(describe(error)),
+    }
+}
+
+/// A transport error with its causes, without the URL (which may hold a credential).
+fn describe(error: reqwest::Error) -> String {
+    let kind = if error.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn record(
+    state: &AppState,
+    settings: &WebhookSettings,
+    delivery: &Delivery,
+    outcome: Result<(), String>,
+) {
+    let attempts = u32::try_from(delivery.attempts)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let written = match &outcome {
+        Ok(()) => {
+            tracing::info!(event = %delivery.event_type, event_id = %delivery.event_id, tenant = %delivery.tenant.slug, attempts, "webhook delivered");
+            state.registry.delivery_succeeded(&delivery.id).await
+        }
+        Err(error) => {
+            let give_up = settings.max_attempts > 0 && attempts >= settings.max_attempts;
+            let retry_at = (!give_up)
+                .then(|| clock::now_ms() + backoff(settings, attempts).as_millis() as i64);
+            if give_up {
+                tracing::error!(event = %delivery.event_type, event_id = %delivery.event_id, tenant = %delivery.tenant.slug, attempts, %error, "webhook delivery failed for good (webhooks.max_attempts); retry it through the admin API");
+            } else {
+                tracing::warn!(event = %delivery.event_type, event_id = %delivery.event_id, tenant = %delivery.tenant.slug, attempts, %error, retry_in_ms = backoff(settings, attempts).as_millis() as u64, "webhook delivery failed; it will be retried");
+            }
+            state
+                .registry
+                .delivery_failed(&delivery.id, error, retry_at)
+                .await
+        }
+    };
+    if let Err(error) = written {
+        // The lease runs out and the delivery is taken again: at least once.
+        tracing::warn!(event_id = %delivery.event_id, error = %error.detail(), "webhooks: could not record a delivery's outcome; it may be sent again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_doubles_from_the_first_and_stops_at_the_cap() {
+        let settings = WebhookSettings {
+            retry_initial_ms: 1000,
+            retry_max_ms: 5000,
+            ..WebhookSettings::default()
+        };
+        let pauses: Vec<u64> = (1..=6)
+            .map(|n| backoff(&settings, n).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [1000, 2000, 4000, 5000, 5000, 5000]);
+        assert_eq!(backoff(&settings, u32::MAX).as_millis(), 5000);
+    }
+}
