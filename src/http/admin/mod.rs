@@ -5,6 +5,7 @@ mod export;
 mod migrations;
 mod support;
 mod tenants;
+mod webhooks;
 
 use axum::{
     extract::{Request, State},
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(support::router())
         .merge(migrations::router())
+        .merge(webhooks::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.
