@@ -26,3 +26,4 @@ mod resolution;
 mod roles;
 mod routers;
 mod schema;
+mod webhooks;
