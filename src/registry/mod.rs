@@ -42,7 +42,8 @@ pub struct Registry {
     listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// `webhooks.urls`: each event a write records goes to each of them (see `outbox.rs`).
     webhook_urls: Vec<String>,
-    outbox_wakeup: tokio::sync::Notify,
+    /// Counts this process's outbox writes, so every delivery worker wakes at once.
+    outbox_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -53,7 +54,7 @@ impl Registry {
             metrics,
             listener: std::sync::Mutex::default(),
             webhook_urls: Vec::new(),
-            outbox_wakeup: tokio::sync::Notify::new(),
+            outbox_changed: tokio::sync::watch::Sender::new(0),
         }
     }
 

@@ -230,7 +230,9 @@ impl RegistryStore {
         Ok(())
     }
 
-    /// An attempt failed with `error`: tried again at `retry_at`, or `failed` when `None`.
+    /// An attempt failed with `error`: tried again at `retry_at`, or `failed` when `None`. A
+    /// delivery another router has meanwhile delivered (its lease ran out under this attempt)
+    /// stays delivered: it is not sent again after the tenant's later events.
     pub async fn delivery_failed(
         &self,
         id: &str,
@@ -244,7 +246,7 @@ impl RegistryStore {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
                  next_attempt_at = $2, last_error = $3, lease_until = NULL
-             WHERE id = $4",
+             WHERE id = $4 AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(next)
@@ -374,9 +376,14 @@ impl Registry {
         &self.webhook_urls
     }
 
-    /// Woken whenever this process records an event, so its worker delivers it at once.
-    pub fn outbox_wakeup(&self) -> &tokio::sync::Notify {
-        &self.outbox_wakeup
+    /// Changes whenever this process records an event (or retries one), so its workers
+    /// deliver it at once.
+    pub fn outbox_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.outbox_changed.subscribe()
+    }
+
+    fn wake_workers(&self) {
+        self.outbox_changed.send_modify(|writes| *writes += 1);
     }
 
     /// What a write with `events` records in the outbox.
@@ -390,7 +397,7 @@ impl Registry {
     /// Tells this process's worker there is work, after a write that recorded some.
     pub(super) fn recorded(&self, events: &[Event]) {
         if !events.is_empty() && !self.webhook_urls.is_empty() {
-            self.outbox_wakeup.notify_one();
+            self.wake_workers();
         }
     }
 
@@ -426,14 +433,16 @@ impl Registry {
         Ok(())
     }
 
+    /// See [`RegistryStore::claim_deliveries`]; only deliveries to `url`.
     pub async fn claim_deliveries(
         &self,
+        url: &str,
         now: i64,
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
         self.store
-            .claim_deliveries(&self.webhook_urls, now, lease_until, limit)
+            .claim_deliveries(&[url.to_owned()], now, lease_until, limit)
             .await
     }
 
@@ -469,7 +478,7 @@ impl Registry {
     pub async fn retry_delivery(&self, id: &str) -> Result<bool> {
         let retried = self.store.retry_delivery(id).await?;
         if retried {
-            self.outbox_wakeup.notify_one();
+            self.wake_workers();
         }
         Ok(retried)
     }

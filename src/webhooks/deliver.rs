@@ -1,11 +1,11 @@
-//! The delivery worker `silo serve` runs: take due deliveries from the outbox under a lease,
-//! POST each to its receiver, record the outcome. Woken at once when this process records an
-//! event, and every `webhooks.poll_interval_ms` otherwise (for other routers' events and for
+//! The delivery worker `silo serve` runs: for each receiver, take its due deliveries from the
+//! outbox under a lease, POST each, record the outcome. Woken at once when this process records
+//! an event, and every `webhooks.poll_interval_ms` otherwise (for other routers' events and for
 //! retries coming due). Several routers may run one each over one registry: the lease keeps
 //! them from sending the same delivery at once; one that stops mid-delivery leaves a lease
 //! that runs out, and another sends it again (at least once).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use secrecy::ExposeSecret;
@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use super::sign::signature;
 use crate::{clock, config::WebhookSettings, registry::Delivery, state::AppState};
 
-/// Deliveries sent at once (each to a different tenant or URL: one tenant's line is sent in turn).
+/// Deliveries sent at once to one receiver (each about another tenant: a tenant's events are
+/// sent one after another).
 const AT_ONCE: u32 = 8;
 /// How much longer than an attempt's timeout a lease lasts, for recording its outcome.
 const LEASE_MARGIN_MS: i64 = 10_000;
@@ -33,9 +34,11 @@ pub fn backoff(settings: &WebhookSettings, attempts: u32) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Runs until `stopped`; returns at once when no receiver is configured.
-pub async fn run(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
-    if state.registry.webhook_urls().is_empty() {
+/// Runs until `stopped`: one delivery loop per receiver, so a receiver that is slow or down
+/// never holds up another. Returns at once when no receiver is configured.
+pub async fn run(state: AppState, stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+    let urls = state.registry.webhook_urls().to_vec();
+    if urls.is_empty() {
         return Ok(());
     }
     let settings = state.settings.webhooks.clone();
@@ -51,31 +54,33 @@ pub async fn run(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io
             return Ok(());
         }
     };
+    tracing::info!(receivers = urls.len(), "webhook delivery worker started");
+    let mut loops = tokio::task::JoinSet::new();
+    loops.spawn(prune(state.clone(), stopped.clone()));
+    for url in urls {
+        let (state, settings, client) = (state.clone(), settings.clone(), client.clone());
+        loops.spawn(deliver_to(state, settings, client, url, stopped.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Sends `url` its deliveries as they come due, until `stopped`.
+async fn deliver_to(
+    state: AppState,
+    settings: WebhookSettings,
+    client: reqwest::Client,
+    url: String,
+    mut stopped: watch::Receiver<bool>,
+) {
     let poll = Duration::from_millis(settings.poll_interval_ms);
-    let mut pruned = Instant::now() - PRUNE_EVERY;
-    tracing::info!(
-        receivers = settings.urls.len(),
-        "webhook delivery worker started"
-    );
+    let mut changes = state.registry.outbox_changes();
     loop {
         if *stopped.borrow() {
-            return Ok(());
+            return;
         }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = Instant::now();
-            match state
-                .registry
-                .prune_deliveries(clock::now_ms() - KEEP_DELIVERED_MS)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "webhooks: forgot old delivered events"),
-                Err(error) => {
-                    tracing::warn!(error = %error.detail(), "webhooks: could not prune the outbox")
-                }
-            }
-        }
-        let sent = match deliver_due(&state, &settings, &client).await {
+        changes.mark_unchanged();
+        let sent = match deliver_due(&state, &settings, &client, &url).await {
             Ok(sent) => sent,
             Err(error) => {
                 tracing::warn!(error = %error.detail(), "webhooks: could not read the outbox; trying again");
@@ -87,24 +92,47 @@ pub async fn run(state: AppState, mut stopped: watch::Receiver<bool>) -> std::io
             continue;
         }
         tokio::select! {
-            _ = state.registry.outbox_wakeup().notified() => {}
+            _ = changes.changed() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = stopped.changed() => return Ok(()),
+            _ = stopped.changed() => return,
         }
     }
 }
 
-/// One round: take what is due, send it, record how each went. Answers how many were sent.
+/// Forgets delivered rows older than [`KEEP_DELIVERED_MS`], once an hour, until `stopped`.
+async fn prune(state: AppState, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match state
+            .registry
+            .prune_deliveries(clock::now_ms() - KEEP_DELIVERED_MS)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "webhooks: forgot old delivered events"),
+            Err(error) => {
+                tracing::warn!(error = %error.detail(), "webhooks: could not prune the outbox")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// One round for `url`: take what is due, send it, record how each went. Answers how many
+/// were sent.
 async fn deliver_due(
     state: &AppState,
     settings: &WebhookSettings,
     client: &reqwest::Client,
+    url: &str,
 ) -> crate::Result<usize> {
     let now = clock::now_ms();
     let lease_until = now + settings.timeout_ms as i64 + LEASE_MARGIN_MS;
     let due = state
         .registry
-        .claim_deliveries(now, lease_until, AT_ONCE)
+        .claim_deliveries(url, now, lease_until, AT_ONCE)
         .await?;
     let count = due.len();
     stream::iter(due)

@@ -195,3 +195,36 @@ async fn a_router_without_receivers_records_nothing() {
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_eq!(listed.body, json!({"data": [], "next_cursor": null}));
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_holds_up_no_other() {
+    // Takes connections and the requests on them, and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = url_at(silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let healthy = Receiver::start().await;
+    let urls = [silent_url, healthy.url()];
+    // Far longer than the test waits: the healthy receiver is served while the silent one
+    // still holds its first attempt.
+    let app = spawn_app_with(move |settings| {
+        webhooks_to(settings, &urls);
+        settings.webhooks.timeout_ms = 600_000;
+    })
+    .await;
+    for slug in ["acme", "globex", "initech"] {
+        app.create_tenant(slug).await;
+    }
+    admin_ok(&app, Method::POST, "/admin/v1/tenants/acme/suspend").await;
+    let got = healthy.wait_for_events(4).await;
+    assert_in_order_per_tenant(&got);
+    assert_eq!(
+        by_tenant(&got)["acme"],
+        ["tenant.created", "tenant.suspended"]
+    );
+    held.abort();
+}
