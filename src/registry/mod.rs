@@ -4,14 +4,16 @@
 
 mod announce;
 mod cache;
+mod deliveries;
 mod migrations;
 mod outbox;
 mod runs;
 mod store;
 
 pub use cache::RegistryCache;
+pub use deliveries::{Delivery, DeliveryStatus, DeliveryTenant};
 pub use migrations::MigrationEnd;
-pub use outbox::{Delivery, DeliveryStatus, DeliveryTenant, Outgoing};
+pub use outbox::Outgoing;
 pub use runs::FanoutRun;
 pub use store::{NewTenant, RegistryStore};
 
