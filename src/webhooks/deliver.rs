@@ -42,12 +42,7 @@ pub async fn run(state: AppState, stopped: watch::Receiver<bool>) -> std::io::Re
         return Ok(());
     }
     let settings = state.settings.webhooks.clone();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(settings.timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("silo/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match client(&settings) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "webhooks: no HTTP client; events stay in the outbox");
@@ -63,6 +58,15 @@ pub async fn run(state: AppState, stopped: watch::Receiver<bool>) -> std::io::Re
     }
     while loops.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The one HTTP client of the worker: http and https (rustls), no redirects followed.
+fn client(settings: &WebhookSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("silo/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// Sends `url` its deliveries as they come due, until `stopped`.
@@ -239,5 +243,27 @@ mod tests {
             .collect();
         assert_eq!(pauses, [1000, 2000, 4000, 5000, 5000, 5000]);
         assert_eq!(backoff(&settings, u32::MAX).as_millis(), 5000);
+    }
+
+    #[tokio::test]
+    async fn https_receivers_are_spoken_to_in_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut start = [0u8; 3];
+            socket.read_exact(&mut start).await.unwrap();
+            start
+        });
+        let client = client(&WebhookSettings::default()).unwrap();
+        let sent = client
+            .post(format!("https://127.0.0.1:{port}/hooks"))
+            .send()
+            .await;
+        assert!(sent.is_err(), "no TLS server answered");
+        // A TLS handshake record (22), version 3.x: a ClientHello, not plain HTTP.
+        let start = first_bytes.await.unwrap();
+        assert_eq!(start[..2], [0x16, 0x03], "{start:?}");
     }
 }
