@@ -15,6 +15,7 @@
 //!                 -> control::migrate    fan-out of tenant migrations, bounded concurrency
 //!                 -> control::backup     backups, restores, clones (control::snapshot)
 //!                 -> control::relocate   a tenant's database moved to another server
+//!                 -> webhooks            lifecycle events: registry outbox -> signed POSTs
 //! ```
 
 pub mod audit;
@@ -44,6 +45,7 @@ pub mod resolve;
 // control path
 pub mod cli;
 pub mod control;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use error::{Error, Result};

@@ -72,7 +72,10 @@ impl AppState {
         let store = RegistryStore::open(&settings.registry_url()).await?;
         let metrics = Arc::new(Metrics::default());
         let ttl = Duration::from_secs(settings.registry.cache_ttl_secs);
-        let registry = Arc::new(Registry::new(store, ttl, metrics.clone()));
+        let registry = Arc::new(
+            Registry::new(store, ttl, metrics.clone())
+                .with_webhooks(settings.webhooks.urls.clone()),
+        );
         let shape = PoolShape {
             max_connections: settings.pool.max_connections_per_tenant,
             acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),

@@ -39,6 +39,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub secrets: SecretSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +135,26 @@ pub struct SecretSettings {
     /// At least 32 characters; empty: a development key is generated in `data_dir`.
     /// Never printed (`Debug` shows it redacted).
     pub master_key: SecretString,
+}
+
+/// Lifecycle webhooks (`src/webhooks/`): off while `urls` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Receivers (`http://` or `https://`); every event goes to each.
+    pub urls: Vec<String>,
+    /// The HMAC-SHA256 key of `X-Silo-Signature`; required with `urls`, at least 16
+    /// characters. Never printed (`Debug` shows it redacted).
+    pub secret: SecretString,
+    /// Milliseconds an attempt may take before it counts as failed.
+    pub timeout_ms: u64,
+    /// Attempts before a delivery is given up (`failed`); 0: tried until delivered.
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry; each later pause doubles, up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// Milliseconds between looks at the outbox (this router's own events wake it at once).
+    pub poll_interval_ms: u64,
 }
 
 mod defaults {
@@ -240,6 +262,20 @@ impl Default for AuthSettings {
     }
 }
 
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: SecretString::default(),
+            timeout_ms: 5000,
+            max_attempts: 0,
+            retry_initial_ms: 1000,
+            retry_max_ms: 300_000,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
 /// A configuration problem, named by its key, so `silo` can exit 2 with a useful line.
 #[derive(Debug, thiserror::Error)]
 #[error("config: {key}: {message}")]
@@ -296,6 +332,7 @@ mod tests {
         let mut settings: Settings = serde_json::from_value(serde_json::json!({})).unwrap();
         settings.admin.token = "admin-token-visible-123".into();
         settings.secrets.master_key = "master-key-visible-0123456789abcdef".into();
+        settings.webhooks.secret = "webhook-secret-visible-0123456789".into();
         let printed = format!("{settings:?}");
         assert!(!printed.contains("visible"), "{printed}");
     }

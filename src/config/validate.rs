@@ -136,8 +136,74 @@ impl Settings {
                 "must be at least 32 characters",
             ));
         }
+        self.validate_webhooks()
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let webhooks = &self.webhooks;
+        for (at, raw) in webhooks.urls.iter().enumerate() {
+            let key = format!("webhooks.urls[{at}]");
+            check_webhook_url(raw).map_err(|message| ConfigError::new(&key, message))?;
+            if webhooks.urls[..at].contains(raw) {
+                return Err(ConfigError::new(key, "is listed twice"));
+            }
+        }
+        let secret = webhooks.secret.expose_secret();
+        if !webhooks.urls.is_empty() && secret.is_empty() {
+            return Err(ConfigError::new(
+                "webhooks.secret",
+                "is required when webhooks.urls is set: receivers check X-Silo-Signature with it (set SILO__WEBHOOKS__SECRET)",
+            ));
+        }
+        if !secret.is_empty() && secret.chars().count() < 16 {
+            return Err(ConfigError::new(
+                "webhooks.secret",
+                "must be at least 16 characters",
+            ));
+        }
+        if secret.trim() != secret {
+            return Err(ConfigError::new(
+                "webhooks.secret",
+                "must not start or end with whitespace",
+            ));
+        }
+        positive("webhooks.timeout_ms", webhooks.timeout_ms)?;
+        positive("webhooks.retry_initial_ms", webhooks.retry_initial_ms)?;
+        positive("webhooks.poll_interval_ms", webhooks.poll_interval_ms)?;
+        if webhooks.retry_max_ms < webhooks.retry_initial_ms {
+            return Err(ConfigError::new(
+                "webhooks.retry_max_ms",
+                format!(
+                    "must be at least webhooks.retry_initial_ms ({})",
+                    webhooks.retry_initial_ms
+                ),
+            ));
+        }
         Ok(())
     }
+}
+
+/// A receiver silo can POST to: `http://` or `https://` with a host. The message never
+/// repeats the URL, which may hold a credential.
+fn check_webhook_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| format!("is not a URL ({e}); expected http(s)://host[:port]/path"))?;
+    if raw.trim() != raw {
+        return Err("must not start or end with whitespace".into());
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "must be an http:// or https:// URL, not {}:",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a #fragment".into());
+    }
+    Ok(())
 }
 
 fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
@@ -160,6 +226,30 @@ fn is_log_filter(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_url_is_http_or_https_with_a_host() {
+        for good in [
+            "http://127.0.0.1:9000/hooks",
+            "https://hooks.example.com/silo?x=1",
+            "http://user:pass@example.com/",
+        ] {
+            assert!(check_webhook_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "example.com/hooks",
+            "ftp://example.com/",
+            "file:///tmp/x",
+            "http://",
+            " http://example.com/",
+            "http://example.com/#x",
+        ] {
+            assert!(check_webhook_url(bad).is_err(), "{bad:?}");
+        }
+        let message = check_webhook_url("ftp://u:hunter2@example.com/").unwrap_err();
+        assert!(!message.contains("hunter2"), "{message}");
+    }
 
     #[test]
     fn a_log_level_is_a_level_or_a_filter_of_directives() {

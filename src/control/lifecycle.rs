@@ -8,6 +8,7 @@ use crate::{
     error::{Error, Result},
     state::AppState,
     tenant::{Domain, Slug, Status, TenantId, TenantRecord},
+    webhooks::{Event, EventType},
 };
 
 /// The tenant with this slug, straight from the registry; `404 not_found` otherwise.
@@ -70,7 +71,18 @@ async fn transition(
             tenant.status
         )));
     }
-    if !state.registry.transition(&tenant, &[from], to).await? {
+    let kind = if to == Status::Suspended {
+        EventType::Suspended
+    } else {
+        EventType::Resumed
+    };
+    // Recorded with the status change, in its transaction: no change without its event.
+    let event = Event::new(kind, &tenant, json!({ "from": from, "to": to }));
+    if !state
+        .registry
+        .transition_noting(&tenant, &[from], to, &[event])
+        .await?
+    {
         // Something else changed it between our read and our write (a migration, say).
         let now = find(state, slug).await?;
         return Err(Error::Conflict(format!(
@@ -125,7 +137,8 @@ pub async fn remove_domain(state: &AppState, slug: &str, domain: &str) -> Result
 }
 
 /// Marks the tenant `deleting` (requests get 404 from now on), closes its pool, removes its
-/// database, then its registry row. A failure part-way leaves `deleting`; deleting again finishes.
+/// database, then its registry row (with `tenant.deleted` in the same transaction). A failure
+/// part-way leaves `deleting`; deleting again finishes.
 /// Holds the tenant's build lock throughout: a provisioning run still building it (one whose
 /// client gave up, say) is waited out with `409`, never raced.
 pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
@@ -143,7 +156,8 @@ pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
         .await?;
     state.pools.evict(tenant.id).await;
     server.forget_tenant(&tenant).await?;
-    state.registry.delete(&tenant).await?;
+    let event = Event::new(EventType::Deleted, &tenant, json!({}));
+    state.registry.delete_noting(&tenant, &[event]).await?;
     tracing::info!(tenant = %tenant.slug, id = %tenant.id, "tenant deleted");
     Ok(())
 }

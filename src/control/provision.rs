@@ -19,6 +19,7 @@ use crate::{
     registry::NewTenant,
     state::AppState,
     tenant::{Domain, Slug, Status, TenantId, TenantRecord},
+    webhooks::{Event, EventType},
 };
 
 /// What an operator asks for. Raw strings: validation is part of the routine.
@@ -165,9 +166,21 @@ pub async fn provision(
         Ok(version) => {
             state.metrics.provisioned(true);
             state.registry.set_schema_version(&record, version).await?;
+            // `tenant.created` is recorded with the status `active`, in its transaction.
+            let created = Event::new(
+                EventType::Created,
+                &record,
+                serde_json::json!({
+                    "name": record.name,
+                    "plan": record.plan,
+                    "server": record.server,
+                    "schema_version": version,
+                    "domains": record.domains,
+                }),
+            );
             state
                 .registry
-                .set_status(&record, Status::Active, None)
+                .set_status_noting(&record, Status::Active, None, &[created])
                 .await?;
             // Safe while we hold it: a run that opens the old file, or makes a new one, finds
             // the tenant active once it has the lock, and stops there.

@@ -8,7 +8,8 @@
 //!    lock; PostgreSQL's `EXCLUSIVE` table locks, which let reads on), reads it again, loads that
 //!    into the new copy (replacing step 1's), checks it by reading it back, *fences* the old copy
 //!    (triggers that refuse every write with `503` and `Retry-After`), and points the registry
-//!    row at the new copy (every router is told) before it commits. A write that was waiting on
+//!    row at the new copy (every router is told, and `tenant.moved` is in the webhook outbox in
+//!    the same registry transaction) before it commits. A write that was waiting on
 //!    the lock then meets the fence, never a copy that no longer counts.
 //! 3. The old copy is dropped, after a short grace for routers still reading it.
 //!
@@ -29,6 +30,7 @@ use crate::{
     error::{Error, Result},
     state::AppState,
     tenant::{Status, TenantRecord},
+    webhooks::{Event, EventType},
 };
 
 /// How long the old copy outlives the switch when the registry announces changes (PostgreSQL):
@@ -215,7 +217,19 @@ async fn fill_and_switch(
             let last = snapshot::read(&mut conn, from).await?;
             snapshot::replace(&into, to, &last).await?;
             snapshot::fence(&mut conn, from).await?;
-            if !state.registry.relocate(tenant, &new.server, &new.database).await? {
+            let moved = Event::new(
+                EventType::Moved,
+                tenant,
+                json!({
+                    "from": { "server": tenant.server, "database": tenant.database },
+                    "to": { "server": new.server, "database": new.database },
+                }),
+            );
+            let relocated = state
+                .registry
+                .relocate(tenant, &new.server, &new.database, &[moved])
+                .await?;
+            if !relocated {
                 return Err(Error::Conflict(format!(
                     "tenant {} was changed by another run during the move",
                     tenant.slug

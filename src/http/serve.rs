@@ -51,6 +51,7 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
         }
         None => None,
     };
+    tasks.spawn(crate::webhooks::run(state.clone(), stopped.clone()));
     tasks.spawn(housekeeping(state.clone(), stopped));
     tracing::info!(%main_addr, admin_addr = ?admin_addr, "silo is listening");
     Ok(RunningServer {

@@ -26,6 +26,7 @@ use crate::{
     schema::TenantSchema,
     telemetry::Metrics,
     tenant::{TenantId, TenantRecord},
+    webhooks::{Event, EventType},
 };
 
 use super::{
@@ -201,7 +202,16 @@ impl TenantPools {
             .into());
         }
         let version = crate::control::migrate_tenant(server, tenant, &self.schema).await?;
-        self.registry.set_schema_version(tenant, version).await?;
+        let event = Event::new(
+            EventType::Migrated,
+            tenant,
+            serde_json::json!({
+                "from_version": tenant.schema_version, "to_version": version, "via": "open",
+            }),
+        );
+        self.registry
+            .migrated_on_open(tenant, version, event)
+            .await?;
         tracing::info!(tenant = %tenant.slug, version, "migrated tenant schema on open");
         Ok(())
     }

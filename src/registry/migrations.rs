@@ -5,7 +5,10 @@
 
 use sqlx::Row;
 
-use super::RegistryStore;
+use super::{
+    outbox::{insert_deliveries, Outgoing},
+    RegistryStore,
+};
 use crate::{
     clock,
     error::Result,
@@ -71,9 +74,13 @@ impl RegistryStore {
             .collect()
     }
 
-    /// Records how each migration ended, in one transaction. Only `migrating` changes status;
-    /// any other (a suspension meanwhile) is left as it is.
-    pub async fn end_migrations(&self, ended: &[(TenantId, MigrationEnd)]) -> Result<()> {
+    /// Records how each migration ended, and `out` (the events saying so), in one transaction.
+    /// Only `migrating` changes status; any other (a suspension meanwhile) is left as it is.
+    pub async fn end_migrations(
+        &self,
+        ended: &[(TenantId, MigrationEnd)],
+        out: &Outgoing<'_>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = clock::now_ms();
         for (id, end) in ended {
@@ -104,6 +111,7 @@ impl RegistryStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        insert_deliveries(&mut tx, out).await?;
         tx.commit().await?;
         Ok(())
     }

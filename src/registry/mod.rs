@@ -4,13 +4,17 @@
 
 mod announce;
 mod cache;
+mod deliveries;
 mod migrations;
+mod outbox;
 mod runs;
 mod store;
 mod usage;
 
 pub use cache::RegistryCache;
+pub use deliveries::{Delivery, DeliveryStatus, DeliveryTenant};
 pub use migrations::MigrationEnd;
+pub use outbox::Outgoing;
 pub use runs::{FanoutRun, LifecycleRun};
 pub use store::{NewTenant, RegistryStore};
 pub use usage::{TenantUsage, UsageSort};
@@ -24,10 +28,13 @@ use std::{
     time::Duration,
 };
 
+use serde_json::json;
+
 use crate::{
     error::Result,
     telemetry::Metrics,
     tenant::{Slug, Status, TenantId, TenantRecord},
+    webhooks::{Event, EventType},
 };
 
 /// The control registry: the store and its cache, always used together.
@@ -37,6 +44,10 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     /// The task following other routers' changes, stopped by [`Registry::close`].
     listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// `webhooks.urls`: each event a write records goes to each of them (see `outbox.rs`).
+    webhook_urls: Vec<String>,
+    /// Counts this process's outbox writes, so every delivery worker wakes at once.
+    outbox_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -46,6 +57,8 @@ impl Registry {
             cache: RegistryCache::new(ttl),
             metrics,
             listener: std::sync::Mutex::default(),
+            webhook_urls: Vec::new(),
+            outbox_changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -96,8 +109,23 @@ impl Registry {
         status: Status,
         last_error: Option<&str>,
     ) -> Result<()> {
-        self.store.set_status(record.id, status, last_error).await?;
+        self.set_status_noting(record, status, last_error, &[])
+            .await
+    }
+
+    /// [`Registry::set_status`], recording `events` in the outbox in the same transaction.
+    pub async fn set_status_noting(
+        &self,
+        record: &TenantRecord,
+        status: Status,
+        last_error: Option<&str>,
+        events: &[Event],
+    ) -> Result<()> {
+        self.store
+            .set_status(record.id, status, last_error, &self.outgoing(events))
+            .await?;
         self.changed(record, &[]).await;
+        self.recorded(events);
         Ok(())
     }
 
@@ -108,8 +136,25 @@ impl Registry {
         from: &[Status],
         to: Status,
     ) -> Result<bool> {
-        let moved = self.store.transition(record.id, from, to).await?;
+        self.transition_noting(record, from, to, &[]).await
+    }
+
+    /// [`Registry::transition`], recording `events` in the same transaction if the status moved.
+    pub async fn transition_noting(
+        &self,
+        record: &TenantRecord,
+        from: &[Status],
+        to: Status,
+        events: &[Event],
+    ) -> Result<bool> {
+        let moved = self
+            .store
+            .transition(record.id, from, to, &self.outgoing(events))
+            .await?;
         self.changed(record, &[]).await;
+        if moved {
+            self.recorded(events);
+        }
         Ok(moved)
     }
 
@@ -126,16 +171,24 @@ impl Registry {
         Ok(statuses)
     }
 
-    /// See [`RegistryStore::end_migrations`].
+    /// See [`RegistryStore::end_migrations`]. Each tenant's outcome is announced in the same
+    /// transaction: `tenant.migrated` or `tenant.migration_failed` (none for one not started).
     pub async fn end_migrations(&self, ended: &[(&TenantRecord, MigrationEnd)]) -> Result<()> {
         let ids: Vec<(TenantId, MigrationEnd)> = ended
             .iter()
             .map(|(record, end)| (record.id, end.clone()))
             .collect();
-        self.store.end_migrations(&ids).await?;
+        let events: Vec<Event> = ended
+            .iter()
+            .filter_map(|(record, end)| migration_event(record, end))
+            .collect();
+        self.store
+            .end_migrations(&ids, &self.outgoing(&events))
+            .await?;
         for (record, _) in ended {
             self.changed(record, &[]).await;
         }
+        self.recorded(&events);
         Ok(())
     }
 
@@ -159,8 +212,14 @@ impl Registry {
     }
 
     pub async fn delete(&self, record: &TenantRecord) -> Result<()> {
-        self.store.delete(record.id).await?;
+        self.delete_noting(record, &[]).await
+    }
+
+    /// [`Registry::delete`], recording `events` in the same transaction.
+    pub async fn delete_noting(&self, record: &TenantRecord, events: &[Event]) -> Result<()> {
+        self.store.delete(record.id, &self.outgoing(events)).await?;
         self.changed(record, &[]).await;
+        self.recorded(events);
         Ok(())
     }
 
@@ -189,12 +248,14 @@ impl Registry {
         self.store.find_run(id).await
     }
 
-    /// See [`RegistryStore::relocate`]; every router is told at once.
+    /// See [`RegistryStore::relocate`]; every router is told at once, and `events` are
+    /// recorded in the same transaction if the row moved.
     pub async fn relocate(
         &self,
         record: &TenantRecord,
         to_server: &str,
         to_database: &str,
+        events: &[Event],
     ) -> Result<bool> {
         let moved = self
             .store
@@ -202,9 +263,13 @@ impl Registry {
                 record.id,
                 (&record.server, &record.database),
                 (to_server, to_database),
+                &self.outgoing(events),
             )
             .await?;
         self.changed(record, &[]).await;
+        if moved {
+            self.recorded(events);
+        }
         Ok(moved)
     }
 
@@ -322,4 +387,20 @@ impl Registry {
         }
         self.store.close().await;
     }
+}
+
+/// The event a fan-out's record of one tenant announces.
+fn migration_event(record: &TenantRecord, end: &MigrationEnd) -> Option<Event> {
+    let (kind, data) = match end {
+        MigrationEnd::Migrated(to) => (
+            EventType::Migrated,
+            json!({ "from_version": record.schema_version, "to_version": to, "via": "fanout" }),
+        ),
+        MigrationEnd::Failed(error) => (
+            EventType::MigrationFailed,
+            json!({ "version": record.schema_version, "error": error }),
+        ),
+        MigrationEnd::NotStarted(_) => return None,
+    };
+    Some(Event::new(kind, record, data))
 }

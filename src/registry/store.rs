@@ -5,6 +5,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use anyhow::Context;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
+use super::outbox::{insert_deliveries, Outgoing};
 use crate::{
     clock,
     database::{self, PoolShape},
@@ -147,12 +148,15 @@ impl RegistryStore {
         })
     }
 
+    /// Sets the status, and records `out` in the outbox in the same transaction.
     pub async fn set_status(
         &self,
         id: TenantId,
         status: Status,
         last_error: Option<&str>,
+        out: &Outgoing<'_>,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE tenants SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4",
         )
@@ -160,15 +164,25 @@ impl RegistryStore {
         .bind(last_error)
         .bind(clock::now_ms())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        insert_deliveries(&mut tx, out).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Moves the tenant to `to` only if its status is one of `from`; false when it was not,
-    /// so two operators (or an operator and a migration) cannot overwrite each other.
-    pub async fn transition(&self, id: TenantId, from: &[Status], to: Status) -> Result<bool> {
+    /// so two operators (or an operator and a migration) cannot overwrite each other. `out` is
+    /// recorded in the same transaction, only if the status moved.
+    pub async fn transition(
+        &self,
+        id: TenantId,
+        from: &[Status],
+        to: Status,
+        out: &Outgoing<'_>,
+    ) -> Result<bool> {
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tenants SET status = $1, last_error = NULL, updated_at = $2
              WHERE id = $3 AND (status = $4 OR status = $5 OR status = $6)",
@@ -179,9 +193,14 @@ impl RegistryStore {
         .bind(from.first().copied().unwrap_or(""))
         .bind(from.get(1).copied().unwrap_or(""))
         .bind(from.get(2).copied().unwrap_or(""))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let moved = done.rows_affected() > 0;
+        if moved {
+            insert_deliveries(&mut tx, out).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Points the tenant at its database's new place, only if it is still where `from` says:
@@ -191,7 +210,9 @@ impl RegistryStore {
         id: TenantId,
         from: (&str, &str),
         to: (&str, &str),
+        out: &Outgoing<'_>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tenants SET server = $1, database_name = $2, updated_at = $3
              WHERE id = $4 AND server = $5 AND database_name = $6",
@@ -202,9 +223,14 @@ impl RegistryStore {
         .bind(id.to_string())
         .bind(from.0)
         .bind(from.1)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let moved = done.rows_affected() > 0;
+        if moved {
+            insert_deliveries(&mut tx, out).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     pub async fn set_schema_version(&self, id: TenantId, version: i64) -> Result<()> {
@@ -233,7 +259,8 @@ impl RegistryStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn delete(&self, id: TenantId) -> Result<()> {
+    /// Removes the row and its domains, and records `out`, in one transaction.
+    pub async fn delete(&self, id: TenantId, out: &Outgoing<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1")
             .bind(id.to_string())
@@ -247,6 +274,7 @@ impl RegistryStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        insert_deliveries(&mut tx, out).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -27,3 +27,4 @@ mod resolution;
 mod roles;
 mod routers;
 mod schema;
+mod webhooks;

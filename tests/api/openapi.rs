@@ -45,6 +45,9 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/v1/tenants/{slug}/support-sessions"),
     ("post", "/admin/v1/migrations"),
     ("get", "/admin/v1/migrations/status"),
+    ("get", "/admin/v1/webhooks/deliveries"),
+    ("get", "/admin/v1/webhooks/deliveries/{id}"),
+    ("post", "/admin/v1/webhooks/deliveries/{id}/retry"),
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String)> {

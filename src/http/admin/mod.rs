@@ -7,6 +7,7 @@ mod migrations;
 mod support;
 mod tenants;
 mod usage;
+mod webhooks;
 
 use axum::{
     extract::{Request, State},
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(support::router())
         .merge(migrations::router())
         .merge(usage::router())
+        .merge(webhooks::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.

@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod postgres;
 mod raw;
+mod receiver;
 mod team;
 mod tenant_database;
 
@@ -18,5 +19,8 @@ pub use postgres::{
     TestDatabase,
 };
 pub use raw::{raw_request, KeepAlive};
+pub use receiver::{
+    distinct_accepted, free_addr, url_at, webhooks_to, Received, Receiver, WEBHOOK_SECRET,
+};
 pub use team::{invite_and_accept, team, Team};
 pub use tenant_database::{handles_on, TenantDatabase};
