@@ -318,7 +318,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .expect("bench plan")
         .settings
         .clone();
-    let user_id = state.access_tokens.verify(tenant.id, &token)?.sub;
+    let user_id = state.access_tokens.verify(&tenant, &token)?.sub;
     // The baseline's key: derived once, not per request.
     let key = {
         use hmac::{Hmac, Mac};
@@ -433,7 +433,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 black_box(
                     state
                         .access_tokens
-                        .verify(tenant.id, &token)
+                        .verify(&tenant, &token)
                         .expect("valid"),
                 );
             })

@@ -117,9 +117,13 @@ fn no_fractions(key: String, value: &config::Value) -> Result<(), ConfigError> {
 /// The list keys given in the environment, split at commas (`SILO__RESOLVE__STRATEGIES=
 /// subdomain,header`); an empty value is an empty list.
 fn list_overrides() -> Vec<(&'static str, Vec<String>)> {
-    const LISTS: [(&str, &str); 2] = [
+    const LISTS: [(&str, &str); 3] = [
         ("resolve.strategies", "SILO__RESOLVE__STRATEGIES"),
         ("resolve.reserved_slugs", "SILO__RESOLVE__RESERVED_SLUGS"),
+        (
+            "secrets.previous_master_keys",
+            "SILO__SECRETS__PREVIOUS_MASTER_KEYS",
+        ),
     ];
     let mut lists = Vec::new();
     // `vars_os`: a variable that is not UTF-8 (of anything, not silo's) must not stop silo.

@@ -64,6 +64,8 @@ struct OpenPool {
     last_used: Arc<AtomicU64>,
     /// Released by the eviction listener once the pool has closed.
     reservation: Arc<Reservation>,
+    /// The tenant's credentials version the pool was opened with (see `get`).
+    credentials_version: i64,
 }
 
 pub struct TenantPools {
@@ -125,7 +127,18 @@ impl TenantPools {
         // A hit (nearly every request) skips building the opening future. The miss is boxed:
         // opening a pool is a large future, and inline it would make every hit's future (and
         // every future awaiting it, up to the request's) as large and as slow to move.
-        let cached = self.cache.get(&tenant.id).await;
+        let mut cached = self.cache.get(&tenant.id).await;
+        // A pool opened before the tenant's credentials were rotated still works (its open
+        // connections stay logged in, new ones fall back to the next password), but a second
+        // rotation would leave it behind: it is replaced by one on the current credentials.
+        // Only by a newer record, so a request still holding an older one never undoes it.
+        if let Some(open) = cached
+            .as_ref()
+            .filter(|open| open.credentials_version < tenant.credentials_version)
+        {
+            self.remove_if_current(tenant.id, open).await;
+            cached = None;
+        }
         let open = match cached {
             Some(open) => Ok(open),
             None => Box::pin(self.cache.try_get_with(tenant.id, self.open(tenant))).await,
@@ -165,6 +178,7 @@ impl TenantPools {
             pool,
             last_used: Arc::new(AtomicU64::new(self.now_ms())),
             reservation: Arc::new(reservation),
+            credentials_version: tenant.credentials_version,
         })
     }
 
