@@ -1,4 +1,4 @@
-//! `silo tenant create | list | show | suspend | resume | delete | export`. Tenants print as JSON on
+//! `silo tenant create | list | show | suspend | resume | rotate-keys | delete | export`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -43,6 +43,12 @@ pub enum TenantCommand {
         /// The file to write (made, or replaced once the export is complete).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+    },
+    /// Rotate a tenant's keys: its JWT key and database role password move to the next
+    /// version under the current master key; tokens signed before work until they expire.
+    RotateKeys {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
     },
     /// Delete a tenant and its database. Irreversible.
     Delete {
@@ -140,6 +146,13 @@ async fn execute(
         }
         TenantCommand::Resume { slug } => {
             print_tenant(&control::resume(state, slug.as_str()).await?)
+        }
+        TenantCommand::RotateKeys { slug } => {
+            let rotated = control::rotate_keys(state, slug.as_str()).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rotated).unwrap_or_default()
+            );
         }
         TenantCommand::Delete { slug, .. } => {
             control::delete(state, slug.as_str()).await?;

@@ -2,6 +2,7 @@
 //! Every call needs `Authorization: Bearer <admin.token>`, compared in constant time.
 
 mod export;
+mod keys;
 mod migrations;
 mod support;
 mod tenants;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(support::router())
         .merge(migrations::router())
+        .merge(keys::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.
