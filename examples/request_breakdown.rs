@@ -430,12 +430,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (
             "JWT verify with the per-request key derivation",
             time(&args, || async {
-                black_box(
-                    state
-                        .access_tokens
-                        .verify(&tenant, &token)
-                        .expect("valid"),
-                );
+                black_box(state.access_tokens.verify(&tenant, &token).expect("valid"));
             })
             .await,
         ),

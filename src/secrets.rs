@@ -297,11 +297,16 @@ mod tests {
             rolling.derive_under(old.key_id(), Purpose::Jwt, tenant, 3),
             Some(old.derive_versioned(Purpose::Jwt, tenant, 3))
         );
-        assert_eq!(new.derive_under(old.key_id(), Purpose::Jwt, tenant, 3), None);
+        assert_eq!(
+            new.derive_under(old.key_id(), Purpose::Jwt, tenant, 3),
+            None
+        );
         // A row from before key ids were recorded names the current key.
         assert_eq!(rolling.resolve(""), Some(new.key_id()));
         // The current key listed again as a previous one is not a second key.
-        let repeated = new.clone().with_previous([b"fedcba9876543210fedcba9876543210".to_vec()]);
+        let repeated = new
+            .clone()
+            .with_previous([b"fedcba9876543210fedcba9876543210".to_vec()]);
         assert_eq!(repeated.previous_key_ids().count(), 0);
     }
 

@@ -85,7 +85,11 @@ impl AppState {
         if secrets.previous_key_ids().next().is_none() {
             let named = registry.name_unnamed_keys(secrets.key_id()).await?;
             if named > 0 {
-                tracing::info!(tenants = named, key = secrets.key_id(), "recorded the master key of tenants from before key ids");
+                tracing::info!(
+                    tenants = named,
+                    key = secrets.key_id(),
+                    "recorded the master key of tenants from before key ids"
+                );
             }
         }
         let shape = PoolShape {

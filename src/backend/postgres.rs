@@ -121,11 +121,8 @@ impl PostgresServer {
     /// How the request path reaches the tenant's database: as the tenant's own role.
     pub fn tenant_url(&self, tenant: &TenantRecord) -> Result<String> {
         let name = self.identifier(tenant)?;
-        let password = self.password(
-            tenant,
-            &tenant.credentials_key,
-            tenant.credentials_version,
-        )?;
+        let password =
+            self.password(tenant, &tenant.credentials_key, tenant.credentials_version)?;
         Ok(self.url_for(name, Some((name, &password))).to_string())
     }
 

@@ -48,8 +48,10 @@ async fn execute(state: &AppState, command: KeysCommand) -> Result<Outcome> {
         }
         KeysCommand::Rotate(args) => {
             let report =
-                control::rotate_fleet(state, usize::from(args.concurrency), |outcome| {
-                    match outcome {
+                control::rotate_fleet(
+                    state,
+                    usize::from(args.concurrency),
+                    |outcome| match outcome {
                         RotationOutcome::Rotated(r) => eprintln!(
                             "rotated {}: {}.v{} -> {}.v{}",
                             r.slug, r.from.key, r.from.version, r.to.key, r.to.version
@@ -58,8 +60,8 @@ async fn execute(state: &AppState, command: KeysCommand) -> Result<Outcome> {
                             eprintln!("skipped {}: it is {}", s.slug, s.status)
                         }
                         RotationOutcome::Failed(f) => eprintln!("failed {}: {}", f.slug, f.error),
-                    }
-                })
+                    },
+                )
                 .await?;
             eprintln!(
                 "key {}: {} tenants on other keys, {} rotated, {} skipped, {} failed; {} still to rotate",

@@ -272,15 +272,23 @@ pub async fn rotate_fleet(
 /// Where the fleet's credentials stand (see [`KeyStatus`]).
 pub async fn key_status(state: &AppState) -> Result<KeyStatus> {
     let current = state.secrets.key_id().to_owned();
-    let tenants_by_key: BTreeMap<String, i64> =
-        state.registry.tenants_per_key().await?.into_iter().collect();
+    let tenants_by_key: BTreeMap<String, i64> = state
+        .registry
+        .tenants_per_key()
+        .await?
+        .into_iter()
+        .collect();
     let tenants_on_other_keys = tenants_by_key
         .iter()
         .filter(|(key, _)| **key != current)
         .map(|(_, n)| n)
         .sum();
     Ok(KeyStatus {
-        previous_keys: state.secrets.previous_key_ids().map(str::to_owned).collect(),
+        previous_keys: state
+            .secrets
+            .previous_key_ids()
+            .map(str::to_owned)
+            .collect(),
         key: current,
         tenants_by_key,
         tenants_on_other_keys,

@@ -163,9 +163,7 @@ impl AccessTokens {
             None => (self.secrets.key_id(), 1),
             Some(kid) => parse_kid(kid).ok_or_else(invalid)?,
         };
-        let position = self
-            .accepted(tenant, key_id, version)
-            .ok_or_else(invalid)?;
+        let position = self.accepted(tenant, key_id, version).ok_or_else(invalid)?;
         let keys = self
             .keys_of(tenant.id, version, position)
             .ok_or_else(invalid)?;

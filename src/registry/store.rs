@@ -217,19 +217,21 @@ impl RegistryStore {
 
     /// Names `key_id` on every row from before key ids were recorded; how many there were.
     pub async fn name_unnamed_keys(&self, key_id: &str) -> Result<u64> {
-        let done = sqlx::query("UPDATE tenants SET credentials_key = $1 WHERE credentials_key = ''")
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE tenants SET credentials_key = $1 WHERE credentials_key = ''")
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
     /// How many tenants' credentials use each master key, by key id.
     pub async fn tenants_per_key(&self) -> Result<HashMap<String, i64>> {
-        let rows =
-            sqlx::query("SELECT credentials_key, COUNT(*) AS n FROM tenants GROUP BY credentials_key")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT credentials_key, COUNT(*) AS n FROM tenants GROUP BY credentials_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("credentials_key")?, row.try_get("n")?)))
             .collect::<Result<_, sqlx::Error>>()
