@@ -76,8 +76,8 @@ pub enum ConnectTarget {
         options: AnyConnectOptions,
         /// With the password a key rotation moves the role to next: tried when the role
         /// refuses `options`' (SQLSTATE 28P01), as another process has just rotated it and this
-        /// one has not read the change yet.
-        next: Option<AnyConnectOptions>,
+        /// one has not read the change yet. Boxed, so that the enum stays small.
+        next: Option<Box<AnyConnectOptions>>,
     },
 }
 
@@ -158,7 +158,7 @@ impl Server {
                 };
                 Ok(ConnectTarget::Server {
                     options: options(postgres.tenant_url(tenant)?)?,
-                    next: Some(options(postgres.next_tenant_url(tenant)?)?),
+                    next: Some(Box::new(options(postgres.next_tenant_url(tenant)?)?)),
                 })
             }
         }

@@ -323,7 +323,7 @@ impl Conn {
                     ),
                 })?,
             ConnectTarget::Server { options, next } => {
-                TenantConn::Server(pool.connect_role(options, next.as_ref()).await?)
+                TenantConn::Server(pool.connect_role(options, next.as_deref()).await?)
             }
         });
         Ok(())
