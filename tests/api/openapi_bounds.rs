@@ -150,6 +150,7 @@ async fn valid_request(ctx: &Ctx, method: &str, path: &str) -> Option<Valid> {
             201,
         ),
         ("post", "/admin/v1/migrations") => tenant(path, None, json!({}), 202),
+        ("post", "/admin/v1/keys/rotate") => tenant(path, None, json!({}), 200),
         _ => return None,
     };
     Some(valid)
