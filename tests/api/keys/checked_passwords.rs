@@ -123,3 +123,44 @@ async fn routers_serving_on_a_server_that_checks_passwords_are_never_refused_dur
     );
     assert!(!role_logs_in(&cluster, &tenant, 3).await);
 }
+
+#[tokio::test]
+async fn a_pool_opened_before_two_rotations_gives_way_to_one_on_the_new_password() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let server = cluster.admin_url();
+    let app: TestApp = spawn_app_with(move |settings| {
+        settings.servers.get_mut("local").unwrap().url = server;
+    })
+    .await;
+    let owner = app.create_tenant_with_owner("acme", EMAIL, PASSWORD).await;
+    let tenant = app
+        .admin(Method::GET, "/admin/v1/tenants/acme", None)
+        .await
+        .body;
+    let acme_client = app.tenant("acme");
+    assert_eq!(
+        acme_client.get("/v1/me", &owner.access_token).await.status,
+        200
+    );
+    rotation_twice(&app).await;
+    // The pool's connections end (the server restarted them, say): new ones need version 3's
+    // password, which a pool made for version 1 (and its next, 2) would not know.
+    let mut admin = PgConnection::connect(&cluster.admin_url()).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(tenant["database"].as_str().unwrap())
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let login = acme_client.login(EMAIL, PASSWORD).await;
+    let me = acme_client.get("/v1/me", &login.access_token).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+}
+
+async fn rotation_twice(app: &TestApp) {
+    for version in [2, 3] {
+        let rotated = super::rotate(app, "acme").await;
+        assert_eq!(rotated["to"]["version"], version);
+    }
+}

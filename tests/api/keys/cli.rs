@@ -88,3 +88,26 @@ fn keys_rotate_moves_the_fleet_onto_the_new_master_key() {
     cli.run_with(&["tenant", "rotate-keys", "globex"], &on_b, None)
         .assert_code(0);
 }
+
+#[test]
+fn a_short_previous_key_or_one_without_a_master_key_exits_2_naming_the_key() {
+    let cli = Cli::new();
+    let mut short = env(&cli, KEY_A, &[]);
+    short.push(("SILO__SECRETS__PREVIOUS_MASTER_KEYS", "too-short".into()));
+    let out = cli.run_with(&["keys", "status"], &short, None);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("secrets.previous_master_keys"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("too-short"),
+        "the key is never repeated: {out:?}"
+    );
+
+    let mut alone = cli.env();
+    alone.push(("SILO__SECRETS__PREVIOUS_MASTER_KEYS", KEY_A.into()));
+    let out = cli.run_with(&["keys", "status"], &alone, None);
+    out.assert_code(2);
+    assert!(out.stderr.contains("secrets.master_key"), "{out:?}");
+}
