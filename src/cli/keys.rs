@@ -1,7 +1,11 @@
 //! `silo keys rotate | status`: move the fleet onto the current master key, and see where it
-//! stands. The report prints as JSON on stdout; a line per tenant and the summary go to stderr.
+//! stands. The report prints as JSON on stdout; a progress bar (on a terminal) or a line per
+//! tenant, and the summary, go to stderr.
+
+use std::io::IsTerminal;
 
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
 use crate::{
@@ -47,22 +51,48 @@ async fn execute(state: &AppState, command: KeysCommand) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
         KeysCommand::Rotate(args) => {
-            let report =
-                control::rotate_fleet(
-                    state,
-                    usize::from(args.concurrency),
-                    |outcome| match outcome {
-                        RotationOutcome::Rotated(r) => eprintln!(
-                            "rotated {}: {}.v{} -> {}.v{}",
-                            r.slug, r.from.key, r.from.version, r.to.key, r.to.version
-                        ),
-                        RotationOutcome::Skipped(s) => {
-                            eprintln!("skipped {}: it is {}", s.slug, s.status)
+            // A progress bar on a terminal (sized by the tenants on other keys now); plain
+            // lines, one per tenant, otherwise.
+            let bar = match std::io::stderr().is_terminal() {
+                true => {
+                    let behind = control::key_status(state).await?.tenants_on_other_keys;
+                    let bar = ProgressBar::new(behind.max(0) as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:40} {pos}/{len} tenants {elapsed_precise}",
+                        )
+                        .expect("a valid template"),
+                    );
+                    Some(bar)
+                }
+                false => None,
+            };
+            let report = control::rotate_fleet(state, usize::from(args.concurrency), |outcome| {
+                let line = match outcome {
+                    RotationOutcome::Rotated(r) => format!(
+                        "rotated {}: {}.v{} -> {}.v{}",
+                        r.slug, r.from.key, r.from.version, r.to.key, r.to.version
+                    ),
+                    RotationOutcome::Skipped(s) => {
+                        format!("skipped {}: it is {}", s.slug, s.status)
+                    }
+                    RotationOutcome::Failed(f) => format!("failed {}: {}", f.slug, f.error),
+                };
+                match &bar {
+                    Some(bar) => {
+                        if !matches!(outcome, RotationOutcome::Rotated(_)) {
+                            bar.println(line);
                         }
-                        RotationOutcome::Failed(f) => eprintln!("failed {}: {}", f.slug, f.error),
-                    },
-                )
-                .await?;
+                        bar.inc(1);
+                    }
+                    None => eprintln!("{line}"),
+                }
+            })
+            .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report = report?;
             eprintln!(
                 "key {}: {} tenants on other keys, {} rotated, {} skipped, {} failed; {} still to rotate",
                 report.key,
