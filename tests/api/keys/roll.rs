@@ -117,3 +117,39 @@ async fn the_master_key_rolls_from_a_to_b_with_nothing_locked_out() {
         .await
         .assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_tenant_left_on_a_removed_key_is_recovered_by_rotating_it() {
+    let shared = tempfile::tempdir().unwrap();
+    let registry = test_registry().await;
+    let registry = registry.as_ref().map(|db| db.url.as_str());
+    let a = silo(shared.path(), registry, KEY_A, &[]).await;
+    let before = a.create_tenant_with_owner("acme", EMAIL, PASSWORD).await;
+    a.shutdown().await;
+
+    // A dropped too early: acme cannot be served, and says so in a status, not a hang.
+    let b = silo(shared.path(), registry, KEY_B, &[]).await;
+    let acme = b.tenant("acme");
+    let login = acme.try_login(EMAIL, PASSWORD).await;
+    assert!(
+        [500, 503].contains(&login.status),
+        "{} {}",
+        login.status,
+        login.body
+    );
+    // 503 where the database cannot be opened (a PostgreSQL role's password), else 401.
+    let me = acme.get("/v1/me", &before.access_token).await;
+    assert!([401, 503].contains(&me.status), "{} {}", me.status, me.body);
+
+    let rotated = b
+        .admin(Method::POST, "/admin/v1/tenants/acme/rotate-keys", None)
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(rotated.body["from"]["key"], key_id(KEY_A));
+    assert_eq!(
+        rotated.body["to"],
+        json!({"key": key_id(KEY_B), "version": 2})
+    );
+    let token = acme.login(EMAIL, PASSWORD).await.access_token;
+    assert_eq!(acme.get("/v1/me", &token).await.status, 200);
+}
