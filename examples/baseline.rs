@@ -284,9 +284,11 @@ async fn open_pool(args: &Args) -> anyhow::Result<Pool> {
         PoolKind::Silo => {
             let target = match &args.db {
                 Some(db) => ConnectTarget::File(db.clone()),
-                None => ConnectTarget::Server(
-                    silo::database::connect_options(&url).map_err(|e| anyhow::anyhow!("{e}"))?,
-                ),
+                None => ConnectTarget::Server {
+                    options: silo::database::connect_options(&url)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    next: None,
+                },
             };
             Pool::Silo(TenantPool::open(target, shape).await?)
         }

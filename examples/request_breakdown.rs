@@ -318,7 +318,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .expect("bench plan")
         .settings
         .clone();
-    let user_id = state.access_tokens.verify(tenant.id, &token)?.sub;
+    let user_id = state.access_tokens.verify(&tenant, &token)?.sub;
     // The baseline's key: derived once, not per request.
     let key = {
         use hmac::{Hmac, Mac};
@@ -430,12 +430,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (
             "JWT verify with the per-request key derivation",
             time(&args, || async {
-                black_box(
-                    state
-                        .access_tokens
-                        .verify(tenant.id, &token)
-                        .expect("valid"),
-                );
+                black_box(state.access_tokens.verify(&tenant, &token).expect("valid"));
             })
             .await,
         ),

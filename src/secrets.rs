@@ -1,7 +1,8 @@
-//! The master key and what is derived from it: per-tenant JWT keys and database passwords.
-//! Nothing derived is stored; the registry holds no credentials.
+//! The master keys and what is derived from them: per-tenant JWT keys and database passwords.
+//! Nothing derived is stored; the registry holds no credentials, only which key and which
+//! version of the derivation each tenant's credentials use.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -28,11 +29,23 @@ impl Purpose {
     }
 }
 
-/// The server secret. Cheap to clone; never printed.
+/// The server secrets: the current master key, and the previous ones still accepted while a
+/// master-key roll moves tenants off them. Cheap to clone; never printed.
 #[derive(Clone)]
 pub struct Secrets {
-    master_key: SecretSlice<u8>,
+    /// The current key first, then `secrets.previous_master_keys` in their order.
+    keys: Arc<[MasterKey]>,
 }
+
+struct MasterKey {
+    /// Names the key in the registry and in token `kid`s; derived from the key, so it needs no
+    /// configuring and says nothing about the key.
+    id: String,
+    key: SecretSlice<u8>,
+}
+
+/// How many hex digits of `HMAC-SHA256(key, "silo key id")` name a key.
+const KEY_ID_LEN: usize = 16;
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,20 +92,107 @@ impl Secrets {
 
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self {
-            master_key: SecretSlice::from(bytes),
+            keys: Arc::from([MasterKey::new(bytes)]),
         }
     }
 
-    /// `HMAC-SHA256(master_key, purpose || tenant id)`.
+    /// These secrets with `previous` master keys accepted too (`secrets.previous_master_keys`):
+    /// tenants whose credentials still use one keep working until `silo keys rotate` has
+    /// moved them to the current key. A repeat of the current key is left out.
+    pub fn with_previous(self, previous: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let mut keys: Vec<MasterKey> = self
+            .keys
+            .iter()
+            .map(|k| MasterKey::new(k.key.expose_secret().to_vec()))
+            .collect();
+        for bytes in previous {
+            let key = MasterKey::new(bytes);
+            if keys.iter().all(|known| known.id != key.id) {
+                keys.push(key);
+            }
+        }
+        Self { keys: keys.into() }
+    }
+
+    /// The id of the current master key: what new and rotated tenants record.
+    pub fn key_id(&self) -> &str {
+        &self.keys[0].id
+    }
+
+    /// The ids of the previous master keys still configured.
+    pub fn previous_key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys[1..].iter().map(|k| k.id.as_str())
+    }
+
+    /// The configured key a tenant record names: an empty id (a row from before key ids were
+    /// recorded) is the current key. `None` for a key no longer configured.
+    pub fn resolve<'a>(&'a self, recorded: &'a str) -> Option<&'a str> {
+        if recorded.is_empty() {
+            return Some(self.key_id());
+        }
+        self.keys
+            .iter()
+            .find(|k| k.id == recorded)
+            .map(|k| k.id.as_str())
+    }
+
+    /// Where the key `key_id` names stands among the configured ones (0: the current key).
+    pub fn position(&self, key_id: &str) -> Option<usize> {
+        let id = self.resolve(key_id)?;
+        self.keys.iter().position(|k| k.id == id)
+    }
+
+    /// [`Secrets::derive_under`] by position, as [`Secrets::position`] gives it.
+    pub fn derive_at(
+        &self,
+        position: usize,
+        purpose: Purpose,
+        tenant: TenantId,
+        version: i64,
+    ) -> Option<[u8; 32]> {
+        Some(self.keys.get(position)?.derive(purpose, tenant, version))
+    }
+
+    /// `HMAC-SHA256(master_key, purpose || tenant id)`, with the current master key.
     pub fn derive(&self, purpose: Purpose, tenant: TenantId) -> [u8; 32] {
         self.derive_versioned(purpose, tenant, 1)
     }
 
-    /// The key of derivation `version`: version 1 is [`Secrets::derive`]'s; each later one
-    /// adds `v<version>:` to the input, so a tenant moved forward gets a key unrelated to its
-    /// old one while tenants not moved yet keep theirs.
+    /// The key of derivation `version` under the current master key: version 1 is
+    /// [`Secrets::derive`]'s; each later one adds `v<version>:` to the input, so a tenant
+    /// moved forward gets a key unrelated to its old one while tenants not moved yet keep theirs.
     pub fn derive_versioned(&self, purpose: Purpose, tenant: TenantId, version: i64) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.master_key.expose_secret())
+        self.keys[0].derive(purpose, tenant, version)
+    }
+
+    /// The key of derivation `version` under the master key `key_id` (empty: the current
+    /// one); `None` when no configured key has that id.
+    pub fn derive_under(
+        &self,
+        key_id: &str,
+        purpose: Purpose,
+        tenant: TenantId,
+        version: i64,
+    ) -> Option<[u8; 32]> {
+        self.derive_at(self.position(key_id)?, purpose, tenant, version)
+    }
+}
+
+impl MasterKey {
+    fn new(bytes: Vec<u8>) -> Self {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&bytes).expect("HMAC accepts keys of any length");
+        mac.update(b"silo key id");
+        let mut id = hex::encode(mac.finalize().into_bytes());
+        id.truncate(KEY_ID_LEN);
+        Self {
+            id,
+            key: SecretSlice::from(bytes),
+        }
+    }
+
+    fn derive(&self, purpose: Purpose, tenant: TenantId, version: i64) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
             .expect("HMAC accepts keys of any length");
         mac.update(purpose.label().as_bytes());
         if version > 1 {
@@ -140,7 +240,7 @@ mod tests {
                     .collect();
                 starts
                     .into_iter()
-                    .map(|start| start.join().unwrap().master_key.expose_secret().to_vec())
+                    .map(|start| start.join().unwrap().keys[0].key.expose_secret().to_vec())
                     .collect()
             });
             assert!(keys.windows(2).all(|pair| pair[0] == pair[1]));
@@ -165,6 +265,49 @@ mod tests {
             secrets.derive(Purpose::Jwt, a),
             secrets.derive(Purpose::Jwt, a)
         );
+    }
+
+    #[test]
+    fn a_version_or_another_master_key_derives_an_unrelated_key() {
+        let a = Secrets::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec());
+        let b = Secrets::from_bytes(b"fedcba9876543210fedcba9876543210".to_vec());
+        let tenant = TenantId::new();
+        let v1 = a.derive(Purpose::Database, tenant);
+        assert_eq!(a.derive_versioned(Purpose::Database, tenant, 1), v1);
+        assert_ne!(a.derive_versioned(Purpose::Database, tenant, 2), v1);
+        assert_ne!(b.derive(Purpose::Database, tenant), v1);
+        assert_ne!(a.key_id(), b.key_id());
+        assert_eq!(a.key_id().len(), KEY_ID_LEN);
+    }
+
+    #[test]
+    fn a_previous_master_key_still_derives_its_keys_until_it_is_removed() {
+        let old = Secrets::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec());
+        let new = Secrets::from_bytes(b"fedcba9876543210fedcba9876543210".to_vec());
+        let rolling = new
+            .clone()
+            .with_previous([b"0123456789abcdef0123456789abcdef".to_vec()]);
+        let tenant = TenantId::new();
+        assert_eq!(rolling.key_id(), new.key_id());
+        assert_eq!(
+            rolling.previous_key_ids().collect::<Vec<_>>(),
+            [old.key_id()]
+        );
+        assert_eq!(
+            rolling.derive_under(old.key_id(), Purpose::Jwt, tenant, 3),
+            Some(old.derive_versioned(Purpose::Jwt, tenant, 3))
+        );
+        assert_eq!(
+            new.derive_under(old.key_id(), Purpose::Jwt, tenant, 3),
+            None
+        );
+        // A row from before key ids were recorded names the current key.
+        assert_eq!(rolling.resolve(""), Some(new.key_id()));
+        // The current key listed again as a previous one is not a second key.
+        let repeated = new
+            .clone()
+            .with_previous([b"fedcba9876543210fedcba9876543210".to_vec()]);
+        assert_eq!(repeated.previous_key_ids().count(), 0);
     }
 
     #[test]

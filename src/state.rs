@@ -34,6 +34,8 @@ pub struct Inner {
     pub plans: Plans,
     pub passwords: PasswordHasher,
     pub access_tokens: AccessTokens,
+    /// The master keys: what rotations move tenants to (the current one) and off.
+    pub secrets: Secrets,
     pub refresh_tokens: RefreshTokens,
     pub api_tokens: ApiTokens,
     pub limits: TenantLimits,
@@ -59,7 +61,14 @@ impl AppState {
         let secrets = Secrets::load(
             settings.secrets.master_key.expose_secret(),
             &settings.data_dir,
-        )?;
+        )?
+        .with_previous(
+            settings
+                .secrets
+                .previous_master_keys
+                .iter()
+                .map(|key| key.expose_secret().as_bytes().to_vec()),
+        );
         let servers = Arc::new(
             Servers::from_settings(
                 &settings.servers,
@@ -76,6 +85,18 @@ impl AppState {
             Registry::new(store, ttl, metrics.clone())
                 .with_webhooks(settings.webhooks.urls.clone()),
         );
+        // Rows from before key ids were recorded can only be under the one key silo had then;
+        // with a single key configured it is that one, so it is named before any roll starts.
+        if secrets.previous_key_ids().next().is_none() {
+            let named = registry.name_unnamed_keys(secrets.key_id()).await?;
+            if named > 0 {
+                tracing::info!(
+                    tenants = named,
+                    key = secrets.key_id(),
+                    "recorded the master key of tenants from before key ids"
+                );
+            }
+        }
         let shape = PoolShape {
             max_connections: settings.pool.max_connections_per_tenant,
             acquire_timeout: Duration::from_millis(settings.pool.acquire_timeout_ms),
@@ -103,7 +124,8 @@ impl AppState {
         let inner = Inner {
             resolver: Resolver::new(&settings.resolve.strategies, &settings.resolve.base_domain),
             passwords: PasswordHasher::new(&settings.auth)?,
-            access_tokens: AccessTokens::new(secrets, settings.auth.access_ttl_secs),
+            access_tokens: AccessTokens::new(secrets.clone(), settings.auth.access_ttl_secs),
+            secrets,
             refresh_tokens: RefreshTokens::new(settings.auth.refresh_ttl_secs),
             api_tokens: ApiTokens::default(),
             limits: TenantLimits::default(),

@@ -71,7 +71,14 @@ pub enum ConnectTarget {
     /// file is an error, not a silently empty tenant.
     File(PathBuf),
     /// A database on a server, through sqlx, whose connections the network can drop.
-    Server(AnyConnectOptions),
+    Server {
+        /// As the tenant's role, with the password of its recorded credentials.
+        options: AnyConnectOptions,
+        /// With the password a key rotation moves the role to next: tried when the role
+        /// refuses `options`' (SQLSTATE 28P01), as another process has just rotated it and this
+        /// one has not read the change yet. Boxed, so that the enum stays small.
+        next: Option<Box<AnyConnectOptions>>,
+    },
 }
 
 impl Server {
@@ -144,12 +151,15 @@ impl Server {
         match self {
             Server::Sqlite(sqlite) => Ok(ConnectTarget::File(sqlite.file(&tenant.database)?)),
             Server::Postgres(postgres) => {
-                let url = postgres.tenant_url(tenant)?;
-                Ok(ConnectTarget::Server(
+                let options = |url: String| {
                     database::connect_options(&url).map_err(|e| {
                         Error::Internal(anyhow::anyhow!("the tenant's connect options: {e}"))
-                    })?,
-                ))
+                    })
+                };
+                Ok(ConnectTarget::Server {
+                    options: options(postgres.tenant_url(tenant)?)?,
+                    next: Some(Box::new(options(postgres.next_tenant_url(tenant)?)?)),
+                })
             }
         }
     }
@@ -221,6 +231,27 @@ impl Server {
                 .database_bytes(tenant)
                 .await
                 .map_err(postgres::admin_fault),
+        }
+    }
+
+    /// Moves the tenant's database credentials to `version` under the current master key, where
+    /// the backend has any: a PostgreSQL role's password. SQLite files have none.
+    pub async fn set_credentials(&self, tenant: &TenantRecord, version: i64) -> Result<()> {
+        match self {
+            Server::Sqlite(_) => Ok(()),
+            Server::Postgres(postgres) => postgres
+                .set_role_password(tenant, version)
+                .await
+                .map_err(postgres::admin_fault),
+        }
+    }
+
+    /// Connections a key rotation holds at most: the admin session that changes the role's
+    /// password (PostgreSQL); none on SQLite.
+    pub fn rotation_connections(&self) -> u32 {
+        match self {
+            Server::Sqlite(_) => 0,
+            Server::Postgres(_) => 1,
         }
     }
 

@@ -93,12 +93,19 @@ impl PostgresServer {
         Ok(name)
     }
 
-    /// The tenant role's password at `version`: derived, never stored.
-    fn password(&self, tenant: TenantId, version: i64) -> String {
-        hex::encode(
-            self.secrets
-                .derive_versioned(Purpose::Database, tenant, version),
-        )
+    /// The tenant role's password at `version` under master key `key_id`: derived, never
+    /// stored. A key no longer configured is a fault of the deployment.
+    fn password(&self, tenant: &TenantRecord, key_id: &str, version: i64) -> Result<String> {
+        let key = self
+            .secrets
+            .derive_under(key_id, Purpose::Database, tenant.id, version)
+            .ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!(
+                    "tenant {} uses master key {key_id}, which is not configured",
+                    tenant.slug
+                ))
+            })?;
+        Ok(hex::encode(key))
     }
 
     fn url_for(&self, database: &str, role: Option<(&str, &str)>) -> url::Url {
@@ -114,8 +121,34 @@ impl PostgresServer {
     /// How the request path reaches the tenant's database: as the tenant's own role.
     pub fn tenant_url(&self, tenant: &TenantRecord) -> Result<String> {
         let name = self.identifier(tenant)?;
-        let password = self.password(tenant.id, tenant.credentials_version);
+        let password =
+            self.password(tenant, &tenant.credentials_key, tenant.credentials_version)?;
         Ok(self.url_for(name, Some((name, &password))).to_string())
+    }
+
+    /// The tenant role's URL at the credentials a rotation moves the tenant to next (the
+    /// following version, under the current master key): what a connection tries when the
+    /// role refuses the recorded ones, as another process has just rotated them.
+    pub fn next_tenant_url(&self, tenant: &TenantRecord) -> Result<String> {
+        let name = self.identifier(tenant)?;
+        let password = self.password(tenant, "", tenant.credentials_version + 1)?;
+        Ok(self.url_for(name, Some((name, &password))).to_string())
+    }
+
+    /// Gives the tenant's role the password of version `version` under the current master key
+    /// (the step of a key rotation that precedes the registry's). Sessions already open stay
+    /// logged in; new ones need the new password.
+    pub async fn set_role_password(&self, tenant: &TenantRecord, version: i64) -> Result<()> {
+        let name = self.identifier(tenant)?;
+        // A SCRAM verifier, never the password (see `create_database`).
+        let password = scram_verifier(&self.password(tenant, "", version)?);
+        let mut admin = self.admin(None).await?;
+        admin
+            .execute(format!("ALTER ROLE {name} PASSWORD '{password}'").as_str())
+            .await
+            .with_context(|| format!("changing the role password of {}", tenant.slug))?;
+        let _ = admin.close().await;
+        Ok(())
     }
 
     /// The admin role's URL for the tenant's database (seeding, the owner, counts).
@@ -180,7 +213,11 @@ impl PostgresServer {
         // Sent as a SCRAM verifier, never in the clear: a statement may reach the server's log.
         // The verifier is base64 and `$:`, the name checked: both are safe as literals, which
         // role statements need (they take no parameters).
-        let password = scram_verifier(&self.password(tenant.id, tenant.credentials_version));
+        let password = scram_verifier(&self.password(
+            tenant,
+            &tenant.credentials_key,
+            tenant.credentials_version,
+        )?);
         let limit = self.connection_limit;
         let role = if role_exists { "ALTER" } else { "CREATE" };
         admin

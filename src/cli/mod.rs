@@ -1,6 +1,7 @@
 //! The command line: clap types here, one file per subcommand. Exit codes: 0 success,
 //! 1 the operation failed, 2 bad arguments or config.
 
+mod keys;
 mod migrate;
 mod serve;
 mod tenant;
@@ -33,6 +34,12 @@ enum Command {
     },
     /// Roll pending tenant migrations out to every tenant database (or a target group first).
     Migrate(migrate::MigrateArgs),
+    /// Rotate every tenant's keys onto the current master key (a master-key roll), or see
+    /// where the fleet stands.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 /// How a command ended.
@@ -77,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve::run(settings).await,
             Command::Tenant { command } => tenant::run(settings, command).await,
             Command::Migrate(args) => migrate::run(settings, args).await,
+            Command::Keys { command } => keys::run(settings, command).await,
         }
     });
     match result {

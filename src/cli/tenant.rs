@@ -1,5 +1,5 @@
-//! `silo tenant create | list | show | suspend | resume | delete | export | backup | restore |
-//! move | usage | runs`. Tenants print as JSON on
+//! `silo tenant create | list | show | suspend | resume | rotate-keys | delete | export |
+//! backup | restore | move | usage | runs`. Tenants print as JSON on
 //! stdout (the admin API's shape), lists as a table; messages go to stderr.
 
 use std::io::{BufRead, IsTerminal};
@@ -84,8 +84,15 @@ pub enum TenantCommand {
         #[arg(long)]
         measure: bool,
     },
-    /// The lifecycle runs recorded for a tenant (backups, restores, clones, moves), newest first.
+    /// The lifecycle runs recorded for a tenant (backups, restores, clones, moves, key
+    /// rotations), newest first.
     Runs {
+        #[arg(value_parser = slug_argument)]
+        slug: Slug,
+    },
+    /// Rotate a tenant's keys: its JWT key and database role password move to the next
+    /// version under the current master key; tokens signed before work until they expire.
+    RotateKeys {
         #[arg(value_parser = slug_argument)]
         slug: Slug,
     },
@@ -203,6 +210,13 @@ async fn execute(
         }
         TenantCommand::Resume { slug } => {
             print_tenant(&control::resume(state, slug.as_str()).await?)
+        }
+        TenantCommand::RotateKeys { slug } => {
+            let rotated = control::rotate_keys(state, slug.as_str()).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rotated).unwrap_or_default()
+            );
         }
         TenantCommand::Delete { slug, .. } => {
             control::delete(state, slug.as_str()).await?;

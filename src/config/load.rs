@@ -117,10 +117,14 @@ fn no_fractions(key: String, value: &config::Value) -> Result<(), ConfigError> {
 /// The list keys given in the environment, split at commas (`SILO__RESOLVE__STRATEGIES=
 /// subdomain,header`); an empty value is an empty list.
 fn list_overrides() -> Vec<(&'static str, Vec<String>)> {
-    const LISTS: [(&str, &str); 3] = [
+    const LISTS: [(&str, &str); 4] = [
         ("resolve.strategies", "SILO__RESOLVE__STRATEGIES"),
         ("resolve.reserved_slugs", "SILO__RESOLVE__RESERVED_SLUGS"),
         ("webhooks.urls", "SILO__WEBHOOKS__URLS"),
+        (
+            "secrets.previous_master_keys",
+            "SILO__SECRETS__PREVIOUS_MASTER_KEYS",
+        ),
     ];
     let mut lists = Vec::new();
     // `vars_os`: a variable that is not UTF-8 (of anything, not silo's) must not stop silo.

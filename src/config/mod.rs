@@ -135,6 +135,9 @@ pub struct SecretSettings {
     /// At least 32 characters; empty: a development key is generated in `data_dir`.
     /// Never printed (`Debug` shows it redacted).
     pub master_key: SecretString,
+    /// Master keys being rolled off: tenants whose credentials still use one keep working
+    /// until `silo keys rotate` has moved them to `master_key`; then remove them.
+    pub previous_master_keys: Vec<SecretString>,
 }
 
 /// Lifecycle webhooks (`src/webhooks/`): off while `urls` is empty.
@@ -333,6 +336,7 @@ mod tests {
         settings.admin.token = "admin-token-visible-123".into();
         settings.secrets.master_key = "master-key-visible-0123456789abcdef".into();
         settings.webhooks.secret = "webhook-secret-visible-0123456789".into();
+        settings.secrets.previous_master_keys = vec!["old-key-visible-0123456789abcdef".into()];
         let printed = format!("{settings:?}");
         assert!(!printed.contains("visible"), "{printed}");
     }

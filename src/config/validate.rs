@@ -136,6 +136,20 @@ impl Settings {
                 "must be at least 32 characters",
             ));
         }
+        for previous in &self.secrets.previous_master_keys {
+            if previous.expose_secret().chars().count() < 32 {
+                return Err(ConfigError::new(
+                    "secrets.previous_master_keys",
+                    "each key must be at least 32 characters",
+                ));
+            }
+        }
+        if !self.secrets.previous_master_keys.is_empty() && key.is_empty() {
+            return Err(ConfigError::new(
+                "secrets.master_key",
+                "must be set when secrets.previous_master_keys is: it is the key they roll to",
+            ));
+        }
         self.validate_webhooks()
     }
 

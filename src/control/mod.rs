@@ -5,6 +5,7 @@ mod backup;
 mod batch;
 mod export;
 mod fanout;
+mod keys;
 mod lifecycle;
 mod migrate;
 mod placement;
@@ -20,6 +21,11 @@ pub use export::{export, FORMAT as EXPORT_FORMAT};
 pub use fanout::{
     execute, find_run, migrate, migration_status, plan, start_migration, FanoutOptions,
     FanoutReport, MigrationStatus, PlannedRun, TenantOutcome,
+};
+pub use keys::{
+    key_status, rotate_fleet, rotate_keys, Credentials, FleetReport, KeyStatus, KeysRotated,
+    Outcome as RotationOutcome, DEFAULT_CONCURRENCY as DEFAULT_ROTATION_CONCURRENCY,
+    MAX_CONCURRENCY as MAX_ROTATION_CONCURRENCY,
 };
 pub use lifecycle::{add_domain, delete, find, list, list_all, remove_domain, resume, suspend};
 pub use migrate::{migrate_file, migrate_tenant};

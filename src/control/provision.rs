@@ -124,6 +124,7 @@ pub async fn provision(
                     server,
                     database,
                     domains: valid.domains.clone(),
+                    credentials_key: state.secrets.key_id().to_owned(),
                 })
                 .await?;
             (record, true)

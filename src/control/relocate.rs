@@ -231,7 +231,7 @@ async fn fill_and_switch(
                 .await?;
             if !relocated {
                 return Err(Error::Conflict(format!(
-                    "tenant {} was changed by another run during the move",
+                    "tenant {} was moved, or its keys rotated, by another run during the move; try again",
                     tenant.slug
                 )));
             }

@@ -62,7 +62,7 @@ pub async fn support_session(
     let (user, _hash) = User::with_hash_by_email(&mut conn, &email)
         .await?
         .ok_or_else(|| Error::NotFound("no user with this email in this tenant".into()))?;
-    let (access_token, claims) = state.access_tokens.issue(tenant.id, &user, ttl)?;
+    let (access_token, claims) = state.access_tokens.issue(&tenant, &user, ttl)?;
     let expires_at = clock::rfc3339(claims.exp * 1000);
     let details = json!({ "reason": reason, "token_id": claims.jti, "expires_at": expires_at, "email": user.email });
     audit::record(

@@ -94,7 +94,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 credential: Credential::ApiToken(api_token),
             });
         }
-        let claims = state.access_tokens.verify(db.tenant.id, token)?;
+        let claims = state.access_tokens.verify(&db.tenant, token)?;
         let user = User::by_id(&mut *db.conn().await?, &claims.sub)
             .await?
             .ok_or(Error::Unauthorized("this account no longer exists"))?;

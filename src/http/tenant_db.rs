@@ -153,6 +153,7 @@ mod tests {
             database: "acme.db".into(),
             schema_version: 1,
             credentials_version: 1,
+            credentials_key: String::new(),
             domains: vec![],
             created_at: 0,
             last_error: None,

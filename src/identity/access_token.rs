@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use serde::{Deserialize, Serialize};
 
 use super::User;
@@ -12,7 +14,7 @@ use crate::{
     clock,
     error::{Error, Result},
     secrets::{Purpose, Secrets},
-    tenant::TenantId,
+    tenant::{TenantId, TenantRecord},
 };
 
 /// Leeway for clock skew on `exp` (the contract allows at most 5 s).
@@ -33,10 +35,23 @@ pub struct AccessClaims {
 pub struct AccessTokens {
     secrets: Secrets,
     ttl_secs: u64,
-    /// Each tenant's keys, derived once: an HMAC per request saved on the hot path.
-    keys: DashMap<TenantId, Arc<(EncodingKey, DecodingKey)>>,
+    /// Each tenant's keys by version and master key (its position in `secrets`), derived
+    /// once: an HMAC per request saved on the hot path.
+    keys: DashMap<(TenantId, i64, usize), Arc<(EncodingKey, DecodingKey)>>,
     /// HS256 only, `exp`, `iat` and `sub` required; built once, as it allocates.
     validation: Validation,
+}
+
+/// The `kid` of a token signed with derivation `version` under the master key `key_id`.
+pub fn kid(key_id: &str, version: i64) -> String {
+    format!("{key_id}.v{version}")
+}
+
+/// `<key id>.v<version>`, the version 1 or more and the key id not empty.
+fn parse_kid(kid: &str) -> Option<(&str, i64)> {
+    let (key, version) = kid.rsplit_once(".v")?;
+    let version = version.parse().ok().filter(|v: &i64| *v >= 1)?;
+    (!key.is_empty()).then_some((key, version))
 }
 
 impl AccessTokens {
@@ -57,58 +72,122 @@ impl AccessTokens {
         self.ttl_secs
     }
 
-    /// Mints a token for `user` in `tenant`, valid for `ttl_secs`. Returns it and its claims.
+    /// Mints a token for `user` in `tenant`, valid for `ttl_secs`, signed with the tenant's
+    /// current credentials and naming them in its `kid`. Returns it and its claims.
     pub fn issue(
         &self,
-        tenant: TenantId,
+        tenant: &TenantRecord,
         user: &User,
         ttl_secs: u64,
     ) -> Result<(String, AccessClaims)> {
         let iat = clock::now_ms() / 1000;
         let claims = AccessClaims {
             sub: user.id.clone(),
-            tid: tenant.to_string(),
+            tid: tenant.id.to_string(),
             role: user.role.as_str().to_owned(),
             iat,
             exp: iat + ttl_secs as i64,
             jti: uuid::Uuid::now_v7().to_string(),
         };
-        let keys = self.keys_of(tenant);
-        let key = &keys.0;
-        let token =
-            encode(&Header::new(Algorithm::HS256), &claims, key).map_err(anyhow::Error::from)?;
+        let (key_id, position) = self
+            .secrets
+            .resolve(&tenant.credentials_key)
+            .zip(self.secrets.position(&tenant.credentials_key))
+            .ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!(
+                    "tenant {} uses master key {}, which is not configured",
+                    tenant.slug,
+                    tenant.credentials_key
+                ))
+            })?;
+        let version = tenant.credentials_version;
+        let header = Header {
+            kid: Some(kid(key_id, version)),
+            ..Header::new(Algorithm::HS256)
+        };
+        let keys = self
+            .keys_of(tenant.id, version, position)
+            .expect("a configured key's position");
+        let token = encode(&header, &claims, &keys.0).map_err(anyhow::Error::from)?;
         Ok((token, claims))
     }
 
-    fn keys_of(&self, tenant: TenantId) -> Arc<(EncodingKey, DecodingKey)> {
+    fn keys_of(
+        &self,
+        tenant: TenantId,
+        version: i64,
+        position: usize,
+    ) -> Option<Arc<(EncodingKey, DecodingKey)>> {
         // A read lock for every request after the tenant's first; a write lock only to add.
-        if let Some(keys) = self.keys.get(&tenant) {
-            return keys.clone();
+        if let Some(keys) = self.keys.get(&(tenant, version, position)) {
+            return Some(keys.clone());
         }
-        self.keys
-            .entry(tenant)
-            .or_insert_with(|| {
-                let secret = self.secrets.derive(Purpose::Jwt, tenant);
-                Arc::new((
-                    EncodingKey::from_secret(&secret),
-                    DecodingKey::from_secret(&secret),
-                ))
-            })
-            .clone()
+        let secret = self
+            .secrets
+            .derive_at(position, Purpose::Jwt, tenant, version)?;
+        Some(
+            self.keys
+                .entry((tenant, version, position))
+                .or_insert_with(|| {
+                    Arc::new((
+                        EncodingKey::from_secret(&secret),
+                        DecodingKey::from_secret(&secret),
+                    ))
+                })
+                .clone(),
+        )
     }
 
-    /// Verifies signature (this tenant's key, HS256 only), expiry and every claim.
-    pub fn verify(&self, tenant: TenantId, token: &str) -> Result<AccessClaims> {
-        let keys = self.keys_of(tenant);
-        let key = &keys.1;
-        let claims = decode::<AccessClaims>(token, key, &self.validation)
-            .map_err(|_| Error::Unauthorized("the access token is invalid or expired"))?
+    /// Which key verifies a token whose `kid` names derivation `version` under `key_id`, if
+    /// the tenant accepts it: its current credentials; its previous version (under any
+    /// configured master key), so tokens issued before a rotation work until they expire; or
+    /// its next version under the current master key, as another router may have rotated the
+    /// tenant a moment before this one read the change.
+    fn accepted(&self, tenant: &TenantRecord, key_id: &str, version: i64) -> Option<usize> {
+        let current = tenant.credentials_version;
+        let position = self.secrets.position(key_id)?;
+        let is_current_key = self.secrets.resolve(&tenant.credentials_key) == Some(key_id);
+        let ok = (version == current && is_current_key)
+            || version == current - 1
+            || (version == current + 1 && position == 0);
+        ok.then_some(position)
+    }
+
+    /// Verifies signature (a key of this tenant's, HS256 only), expiry and every claim. A
+    /// token without a `kid` (from before tokens named their key) is version 1 under the
+    /// current master key.
+    pub fn verify(&self, tenant: &TenantRecord, token: &str) -> Result<AccessClaims> {
+        let invalid = || Error::Unauthorized("the access token is invalid or expired");
+        let header = decode_header(token).map_err(|_| invalid())?;
+        let (key_id, version) = match header.kid.as_deref() {
+            None => (self.secrets.key_id(), 1),
+            Some(kid) => parse_kid(kid).ok_or_else(invalid)?,
+        };
+        let position = self.accepted(tenant, key_id, version).ok_or_else(invalid)?;
+        let keys = self
+            .keys_of(tenant.id, version, position)
+            .ok_or_else(invalid)?;
+        let claims = decode::<AccessClaims>(token, &keys.1, &self.validation)
+            .map_err(|_| invalid())?
             .claims;
-        if claims.tid != tenant.encode(&mut TenantId::encode_buffer()) {
+        if claims.tid != tenant.id.encode(&mut TenantId::encode_buffer()) {
             return Err(Error::Unauthorized(
                 "the access token belongs to another tenant",
             ));
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kid_names_a_key_and_a_version() {
+        assert_eq!(parse_kid(&kid("0123abcd", 3)), Some(("0123abcd", 3)));
+        for bad in ["", ".v1", "abc", "abc.v0", "abc.v-1", "abc.vx", "abc.v"] {
+            assert_eq!(parse_kid(bad), None, "{bad}");
+        }
     }
 }

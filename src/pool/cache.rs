@@ -67,6 +67,8 @@ struct OpenPool {
     last_used: Arc<AtomicU64>,
     /// Released by the eviction listener once the pool has closed.
     reservation: Arc<Reservation>,
+    /// The tenant's credentials version the pool was opened with (see `get`).
+    credentials_version: i64,
 }
 
 impl OpenPool {
@@ -135,15 +137,13 @@ impl TenantPools {
         // A hit (nearly every request) skips building the opening future. The miss is boxed:
         // opening a pool is a large future, and inline it would make every hit's future (and
         // every future awaiting it, up to the request's) as large and as slow to move.
-        let cached = match self.cache.get(&tenant.id).await {
-            Some(open) if open.is_for(tenant) => Some(open),
-            // Opened before the tenant moved: closed once its requests are done with it.
-            Some(_) => {
-                self.cache.invalidate(&tenant.id).await;
-                None
+        let mut cached = self.cache.get(&tenant.id).await;
+        if let Some(open) = cached.as_ref() {
+            if self.is_stale(open, tenant).await {
+                self.remove_if_current(tenant.id, open).await;
+                cached = None;
             }
-            None => None,
-        };
+        }
         let open = match cached {
             Some(open) => Ok(open),
             None => Box::pin(self.cache.try_get_with(tenant.id, self.open(tenant))).await,
@@ -159,6 +159,25 @@ impl TenantPools {
         // Every request passes here: one relaxed store is all the budget's choice costs it.
         open.last_used.store(self.now_ms(), Ordering::Relaxed);
         Ok(open.pool)
+    }
+
+    /// Whether a cached pool is to give way to one opened on `tenant`'s row:
+    ///
+    /// - a pool opened before the tenant's credentials were rotated still works (its open
+    ///   connections stay logged in, new ones fall back to the next password), but a second
+    ///   rotation would leave it behind: it is replaced by one on the current credentials, only
+    ///   for a newer row, so a request still holding an older one never undoes it;
+    /// - a pool on another database than the row names (the tenant moved, or the request's row
+    ///   is from before the move): the registry itself says which is current, read only then.
+    async fn is_stale(&self, open: &OpenPool, tenant: &TenantRecord) -> bool {
+        if open.is_for(tenant) {
+            return open.credentials_version < tenant.credentials_version;
+        }
+        match self.registry.load(&tenant.slug).await {
+            Ok(Some(now)) => !open.is_for(&now),
+            // The registry cannot say: keep serving from the pool there is.
+            _ => false,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -184,6 +203,7 @@ impl TenantPools {
             pool,
             last_used: Arc::new(AtomicU64::new(self.now_ms())),
             reservation: Arc::new(reservation),
+            credentials_version: tenant.credentials_version,
         })
     }
 

@@ -22,7 +22,7 @@ use std::{
     mem,
     ops::{Deref, DerefMut},
     sync::{
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Instant,
@@ -76,6 +76,10 @@ struct Inner {
     /// Idle connections, the most recently returned last. `closed` is set under this lock, so
     /// no connection is pushed here after the pool has drained it.
     idle: Mutex<Idle>,
+    /// Whether new server connections try the target's `next` credentials first: set once
+    /// the recorded ones were refused and the next ones let it in, so a rotated role costs
+    /// one refused login per pool, not one per connection.
+    use_next: AtomicBool,
     /// Shared with every connection, which uncounts itself when dropped. Apart from `Inner`
     /// so that idle connections do not keep their own pool alive: a pool dropped without
     /// `close` still closes them.
@@ -121,6 +125,7 @@ impl TenantPool {
             shape,
             permits: Semaphore::new(shape.max_connections as usize),
             idle: Mutex::default(),
+            use_next: AtomicBool::new(false),
             count: Arc::default(),
         }));
         drop(pool.acquire().await?);
@@ -170,7 +175,7 @@ impl TenantPool {
             if fresh {
                 // On failure or cancellation `conn` is dropped, which uncounts it.
                 conn.open(inner).await?;
-            } else if matches!(inner.target, ConnectTarget::Server(_))
+            } else if matches!(inner.target, ConnectTarget::Server { .. })
                 && conn.raw_mut().ping().await.is_err()
             {
                 // A server database whose idle connection the network dropped: try the next.
@@ -258,9 +263,40 @@ impl Inner {
         Ok(conn)
     }
 
+    /// A new connection to a server as the tenant's role: with its recorded credentials, or,
+    /// when the role refuses them (it has just been rotated), with the next ones, and the
+    /// other way round once the next ones have worked.
+    async fn connect_role(
+        &self,
+        options: &sqlx::any::AnyConnectOptions,
+        next: Option<&sqlx::any::AnyConnectOptions>,
+    ) -> Result<AnyConnection, PoolError> {
+        let Some(next) = next else {
+            return Inner::connect(options).await;
+        };
+        let next_first = self.use_next.load(Ordering::Relaxed);
+        let (first, second) = match next_first {
+            true => (next, options),
+            false => (options, next),
+        };
+        match Inner::connect(first).await {
+            Err(PoolError::Unreachable(refused)) if wrong_password(&refused) => {
+                let conn = Inner::connect(second).await?;
+                self.use_next.store(!next_first, Ordering::Relaxed);
+                Ok(conn)
+            }
+            other => other,
+        }
+    }
+
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// PostgreSQL's "password authentication failed" (SQLSTATE 28P01).
+fn wrong_password(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01"))
 }
 
 impl Conn {
@@ -286,7 +322,9 @@ impl Conn {
                         anyhow::Error::new(e).context(format!("opening {}", file.display())),
                     ),
                 })?,
-            ConnectTarget::Server(options) => TenantConn::Server(Inner::connect(options).await?),
+            ConnectTarget::Server { options, next } => {
+                TenantConn::Server(pool.connect_role(options, next.as_deref()).await?)
+            }
         });
         Ok(())
     }
@@ -520,6 +558,7 @@ mod tests {
             shape: shape(2),
             permits: Semaphore::new(2),
             idle: Mutex::default(),
+            use_next: AtomicBool::new(false),
             count: Arc::default(),
         }));
         assert!(futures::FutureExt::now_or_never(pool.acquire()).is_none());
@@ -628,9 +667,11 @@ mod tests {
         let Some(options) = database::postgres_for_tests().await else {
             return;
         };
-        let pool = TenantPool::open(ConnectTarget::Server(options), shape(2))
-            .await
-            .unwrap();
+        let target = ConnectTarget::Server {
+            options,
+            next: None,
+        };
+        let pool = TenantPool::open(target, shape(2)).await.unwrap();
         assert_eq!(pool.size(), 1, "checked by opening one connection");
         let first = backend_pid(&mut pool.acquire().await.unwrap()).await;
         let again = backend_pid(&mut pool.acquire().await.unwrap()).await;

@@ -180,6 +180,7 @@ mod tests {
             database: "x.db".into(),
             schema_version: 1,
             credentials_version: 1,
+            credentials_key: String::new(),
             domains: vec![],
             created_at: 0,
             last_error: None,

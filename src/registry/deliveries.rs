@@ -331,12 +331,15 @@ impl Registry {
         self.store.find_delivery(id).await
     }
 
-    pub async fn retry_delivery(&self, id: &str) -> Result<bool> {
-        let retried = self.store.retry_delivery(id).await?;
-        if retried {
-            self.wake_workers();
+    /// A `failed` delivery back to `pending`: the row as it is then (read before this router's
+    /// worker is woken, so before any new attempt), or `None` when it was not `failed`.
+    pub async fn retry_delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        if !self.store.retry_delivery(id).await? {
+            return Ok(None);
         }
-        Ok(retried)
+        let pending = self.store.find_delivery(id).await?;
+        self.wake_workers();
+        Ok(pending)
     }
 
     pub async fn prune_deliveries(&self, before: i64) -> Result<u64> {

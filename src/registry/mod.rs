@@ -198,6 +198,27 @@ impl Registry {
         Ok(())
     }
 
+    /// See [`RegistryStore::advance_credentials`]; every router forgets the row, so each
+    /// reads the new version on its next request.
+    pub async fn advance_credentials(&self, record: &TenantRecord, key_id: &str) -> Result<bool> {
+        let moved = self
+            .store
+            .advance_credentials(record.id, record.credentials_version, key_id)
+            .await?;
+        self.changed(record, &[]).await;
+        Ok(moved)
+    }
+
+    /// See [`RegistryStore::name_unnamed_keys`]. Cached rows keep an empty key id, which
+    /// means the same key.
+    pub async fn name_unnamed_keys(&self, key_id: &str) -> Result<u64> {
+        self.store.name_unnamed_keys(key_id).await
+    }
+
+    pub async fn tenants_per_key(&self) -> Result<HashMap<String, i64>> {
+        self.store.tenants_per_key().await
+    }
+
     pub async fn add_domain(&self, record: &TenantRecord, domain: &str) -> Result<()> {
         self.store.add_domain(record.id, domain).await?;
         self.changed(record, &[domain]).await;
@@ -261,7 +282,7 @@ impl Registry {
             .store
             .relocate(
                 record.id,
-                (&record.server, &record.database),
+                (&record.server, &record.database, record.credentials_version),
                 (to_server, to_database),
                 &self.outgoing(events),
             )

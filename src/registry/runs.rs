@@ -82,7 +82,7 @@ impl RegistryStore {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LifecycleRun {
     pub id: String,
-    /// `backup`, `restore`, `clone` or `move`.
+    /// `backup`, `restore`, `clone`, `move` or `rotate_keys`.
     pub kind: String,
     pub tenant_id: String,
     pub slug: String,

@@ -24,6 +24,8 @@ pub struct NewTenant {
     pub server: String,
     pub database: String,
     pub domains: Vec<String>,
+    /// The id of the master key its credentials are derived from: the current one.
+    pub credentials_key: String,
 }
 
 pub struct RegistryStore {
@@ -33,7 +35,7 @@ pub struct RegistryStore {
 }
 
 const COLUMNS: &str =
-    "id, slug, name, plan, status, server, database_name, schema_version, credentials_version, last_error, created_at";
+    "id, slug, name, plan, status, server, database_name, schema_version, credentials_version, credentials_key, last_error, created_at";
 
 impl RegistryStore {
     /// Opens (creating on the embedded default) and migrates the control registry.
@@ -114,8 +116,8 @@ impl RegistryStore {
         let now = clock::now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO tenants (id, slug, name, plan, status, server, database_name, schema_version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
+            "INSERT INTO tenants (id, slug, name, plan, status, server, database_name, schema_version, credentials_key, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)",
         )
         .bind(new.id.to_string())
         .bind(new.slug.as_str())
@@ -124,6 +126,7 @@ impl RegistryStore {
         .bind(Status::Provisioning.as_str())
         .bind(&new.server)
         .bind(&new.database)
+        .bind(&new.credentials_key)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -142,6 +145,7 @@ impl RegistryStore {
             database: new.database.clone(),
             schema_version: 0,
             credentials_version: 1,
+            credentials_key: new.credentials_key.clone(),
             domains: new.domains.clone(),
             created_at: now,
             last_error: None,
@@ -203,19 +207,20 @@ impl RegistryStore {
         Ok(moved)
     }
 
-    /// Points the tenant at its database's new place, only if it is still where `from` says:
-    /// false when it was not (another move got there first).
+    /// Points the tenant at its database's new place, only if it is still where `from` says,
+    /// with the credentials version `from` names (the new copy's role was made with its
+    /// password): false when it was not (another move, or a key rotation, came first).
     pub async fn relocate(
         &self,
         id: TenantId,
-        from: (&str, &str),
+        from: (&str, &str, i64),
         to: (&str, &str),
         out: &Outgoing<'_>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tenants SET server = $1, database_name = $2, updated_at = $3
-             WHERE id = $4 AND server = $5 AND database_name = $6",
+             WHERE id = $4 AND server = $5 AND database_name = $6 AND credentials_version = $7",
         )
         .bind(to.0)
         .bind(to.1)
@@ -223,6 +228,7 @@ impl RegistryStore {
         .bind(id.to_string())
         .bind(from.0)
         .bind(from.1)
+        .bind(from.2)
         .execute(&mut *tx)
         .await?;
         let moved = done.rows_affected() > 0;
@@ -241,6 +247,46 @@ impl RegistryStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Moves the tenant's credentials from version `from` to `from + 1` under master key
+    /// `key_id`; false when its version was no longer `from` (another rotation came first).
+    pub async fn advance_credentials(&self, id: TenantId, from: i64, key_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tenants SET credentials_version = $1, credentials_key = $2, updated_at = $3
+             WHERE id = $4 AND credentials_version = $5",
+        )
+        .bind(from + 1)
+        .bind(key_id)
+        .bind(clock::now_ms())
+        .bind(id.to_string())
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Names `key_id` on every row from before key ids were recorded; how many there were.
+    pub async fn name_unnamed_keys(&self, key_id: &str) -> Result<u64> {
+        let done =
+            sqlx::query("UPDATE tenants SET credentials_key = $1 WHERE credentials_key = ''")
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many tenants' credentials use each master key, by key id.
+    pub async fn tenants_per_key(&self) -> Result<HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT credentials_key, COUNT(*) AS n FROM tenants GROUP BY credentials_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("credentials_key")?, row.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Error::from)
     }
 
     pub async fn add_domain(&self, id: TenantId, domain: &str) -> Result<()> {
@@ -379,6 +425,7 @@ fn record_from_row(row: &AnyRow) -> Result<TenantRecord> {
         database: text("database_name")?,
         schema_version: row.try_get("schema_version")?,
         credentials_version: row.try_get("credentials_version")?,
+        credentials_key: text("credentials_key")?,
         domains: Vec::new(),
         created_at: row.try_get("created_at")?,
         last_error: row.try_get("last_error")?,

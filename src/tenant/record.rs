@@ -28,6 +28,11 @@ pub struct TenantRecord {
     #[serde(skip)]
     #[schema(ignore)]
     pub credentials_version: i64,
+    /// The id of the master key that derivation is under (see `secrets`); empty on a row from
+    /// before key ids were recorded, which means the current key. Not shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub credentials_key: String,
     /// Why the last provisioning or migration step failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

@@ -11,6 +11,7 @@ mod identity;
 mod invitations;
 mod isolation;
 mod jwt;
+mod keys;
 mod lifecycle;
 mod members;
 mod openapi;

@@ -163,6 +163,7 @@ async fn valid_request(ctx: &Ctx, method: &str, path: &str) -> Option<Valid> {
             body: None,
             accepted: 200,
         },
+        ("post", "/admin/v1/keys/rotate") => tenant(path, None, json!({}), 200),
         _ => return None,
     };
     Some(valid)

@@ -131,7 +131,7 @@ async fn restore_tenant(
     Ok((status, Json(tenant)))
 }
 
-/// The lifecycle runs recorded for the tenant (backups, restores, clones, moves), newest
+/// The lifecycle runs recorded for the tenant (backups, restores, clones, moves, key rotations), newest
 /// first, at most 100.
 #[utoipa::path(get, path = "/admin/v1/tenants/{slug}/runs", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses(
     (status = 200, description = "The tenant's runs", body = [LifecycleRun]),

@@ -3,6 +3,7 @@
 
 mod backups;
 mod export;
+mod keys;
 mod migrations;
 mod support;
 mod tenants;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(migrations::router())
         .merge(usage::router())
         .merge(webhooks::router())
+        .merge(keys::router())
 }
 
 /// Guards every admin path, unknown ones included, so the admin API reveals nothing unauthenticated.

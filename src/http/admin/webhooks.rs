@@ -101,14 +101,16 @@ async fn retry_delivery(
     Path(id): Path<String>,
 ) -> Result<Json<Delivery>> {
     let delivery = find(&state, &id).await?;
-    if !state.registry.retry_delivery(&delivery.id).await? {
-        let now = find(&state, &id).await?;
-        return Err(Error::Conflict(format!(
-            "the delivery is {}, not failed",
-            now.status.as_str()
-        )));
+    match state.registry.retry_delivery(&delivery.id).await? {
+        Some(pending) => Ok(Json(pending)),
+        None => {
+            let now = find(&state, &id).await?;
+            Err(Error::Conflict(format!(
+                "the delivery is {}, not failed",
+                now.status.as_str()
+            )))
+        }
     }
-    Ok(Json(find(&state, &id).await?))
 }
 
 /// The delivery with this id; `404 not_found` for anything else, a malformed id included.

@@ -77,7 +77,7 @@ fn token_response(
     refresh_token: String,
 ) -> Result<TokenResponse> {
     let ttl = state.access_tokens.ttl_secs();
-    let (access_token, _claims) = state.access_tokens.issue(db.tenant.id, &user, ttl)?;
+    let (access_token, _claims) = state.access_tokens.issue(&db.tenant, &user, ttl)?;
     Ok(TokenResponse {
         user,
         access_token,
