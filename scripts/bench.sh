@@ -36,15 +36,17 @@
 #   scripts/bench.sh provision   ms per new tenant, SQLite and PostgreSQL: see scripts/bench-provision.sh
 #   scripts/bench.sh suspend     suspend-to-403 across two routers: see scripts/bench-propagation.sh
 #   scripts/bench.sh idle        what an idle tenant costs (disk, registry, router): see scripts/bench-idle.sh
+#   scripts/bench.sh move        a tenant moved across servers while written to: see scripts/bench-move.sh
 set -euo pipefail
 
-usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
   http) ;;
   migrate) exec "$(dirname "$0")/bench-migrate.sh" ;;
   provision) exec "$(dirname "$0")/bench-provision.sh" ;;
   suspend) exec "$(dirname "$0")/bench-propagation.sh" ;;
   idle) exec "$(dirname "$0")/bench-idle.sh" ;;
+  move) exec "$(dirname "$0")/bench-move.sh" ;;
   *) usage >&2; exit 2 ;;
 esac
 

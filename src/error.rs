@@ -186,6 +186,14 @@ impl From<sqlx::Error> for Error {
                 tracing::warn!(%error, "database unavailable");
                 Error::TenantUnavailable { retry_after: 5 }
             }
+            // Chosen as a deadlock's victim, or a lock not had in time (a move's switch): to
+            // be tried again.
+            sqlx::Error::Database(ref db)
+                if matches!(db.code().as_deref(), Some("40P01" | "55P03")) =>
+            {
+                tracing::warn!(%error, "a lock was not had");
+                Error::TenantUnavailable { retry_after: 1 }
+            }
             other => Error::Internal(other.into()),
         }
     }

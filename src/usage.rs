@@ -18,6 +18,7 @@ use dashmap::DashMap;
 
 use crate::{
     error::{Error, Result},
+    http::TenantDb,
     registry::Registry,
     sql::{self, Transaction},
     state::AppState,
@@ -84,6 +85,8 @@ impl Usage {
         if counts.is_empty() {
             return;
         }
+        // In one order on every router, so two flushing at once never deadlock each other.
+        counts.sort_unstable_by_key(|(tenant, _)| *tenant);
         if let Err(error) = registry.add_requests(&counts).await {
             tracing::warn!(%error, tenants = counts.len(), "request counts not added to the registry; kept for the next try");
             for (tenant, count) in counts {
@@ -96,18 +99,34 @@ impl Usage {
     }
 
     /// `max_database_bytes`: refuses with `403 quota_exceeded` once the tenant's database is
-    /// at its plan's size, measured at most [`SIZE_TTL`] ago by this router.
-    pub async fn ensure_space(&self, state: &AppState, tenant: &TenantRecord) -> Result<()> {
+    /// at its plan's size, measured at most [`SIZE_TTL`] ago by this router: on PostgreSQL on
+    /// the request's own connection (`pg_database_size`), never another one; on SQLite from
+    /// the file's size.
+    pub async fn ensure_space(&self, db: &TenantDb) -> Result<()> {
+        let (state, tenant) = (db.state(), &*db.tenant);
         let Some(limit) = quotas(state, tenant).max_database_bytes else {
             return Ok(());
         };
         let size = self
             .sizes
             .try_get_with(tenant.id, async {
-                state.servers.of(tenant)?.database_bytes(tenant).await
+                let mut conn = db.conn().await?;
+                match conn.as_server() {
+                    Some(server) => {
+                        let bytes: i64 =
+                            sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                                .fetch_one(server)
+                                .await?;
+                        Ok(u64::try_from(bytes).unwrap_or(0))
+                    }
+                    None => {
+                        drop(conn);
+                        state.servers.of(tenant)?.database_bytes(tenant).await
+                    }
+                }
             })
             .await
-            .map_err(|error| match &*error {
+            .map_err(|error: std::sync::Arc<Error>| match &*error {
                 Error::TenantUnavailable { retry_after } => Error::TenantUnavailable {
                     retry_after: *retry_after,
                 },
@@ -160,8 +179,9 @@ fn quotas<'a>(
 /// refuses with `403 quota_exceeded` when the plan's quota is reached. On SQLite the
 /// transaction already holds the tenant's write lock; on PostgreSQL a transaction-level
 /// advisory lock makes the tenant's adds of `what` take turns, so the count stays true until
-/// the insert commits. Nothing is counted when the plan sets no quota. On refusal the
-/// transaction is to be rolled back at once ([`Transaction::rollback`]), letting the lock go.
+/// the insert commits. Nothing is counted when the plan sets no quota. The transaction is to
+/// end at once whatever happens next ([`Transaction::finish`]): a server transaction merely
+/// dropped keeps its locks until its connection is next used.
 pub async fn ensure_room(
     state: &AppState,
     tenant: &TenantRecord,

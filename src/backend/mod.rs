@@ -11,7 +11,6 @@ mod sqlite;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use sqlx::{any::AnyConnectOptions, AnyPool};
 
 pub use postgres::PostgresServer;
@@ -185,9 +184,13 @@ impl Server {
             acquire_timeout: Duration::from_secs(3),
             idle_timeout: None,
         };
-        Ok(database::open(&url, shape)
-            .await
-            .with_context(|| format!("opening the database of {}", tenant.slug))?)
+        database::open(&url, shape).await.map_err(|error| {
+            // Unreachable, or gone: as on the request path, a passing condition (503).
+            postgres::admin_fault(Error::Internal(
+                anyhow::Error::new(error)
+                    .context(format!("opening the database of {}", tenant.slug)),
+            ))
+        })
     }
 
     /// Held while one run builds the tenant's database (see [`BuildLock`]); `409 conflict`

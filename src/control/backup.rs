@@ -395,6 +395,12 @@ async fn restore_in_place(
                     now.status
                 )));
             }
+            if now.server != tenant.server || now.database != tenant.database {
+                return Err(Error::Conflict(format!(
+                    "tenant {} moved to server {} meanwhile; restore again",
+                    tenant.slug, now.server
+                )));
+            }
             // No connection of this router's pool sees the data change under it.
             state.pools.evict(tenant.id).await;
             let pool = server.connect_control(&tenant, ControlRole::Tenant).await?;
@@ -469,6 +475,14 @@ async fn copy_into_new(
         Some(slug) => state.registry.load(slug).await?,
         None => None,
     };
+    if let Some(taken) = &existing {
+        if if_exists == IfExists::Conflict || taken.status != Status::Provisioning {
+            return Err(Error::Conflict(format!(
+                "a tenant with slug {} already exists",
+                taken.slug
+            )));
+        }
+    }
     let id = existing.as_ref().map_or_else(TenantId::new, |t| t.id);
     let slug_text = request.slug.clone();
     let request = ProvisionRequest {
@@ -483,8 +497,18 @@ async fn copy_into_new(
         &slug_text,
         asked,
         Box::pin(async {
-            let made = provision(state, request, if_exists).await?;
-            Ok((made, json!({ "rows": rows })))
+            match provision(state, request, if_exists).await {
+                Ok(made) => Ok((made, json!({ "rows": rows }))),
+                // Contents that do not fit this schema (`400`): no re-run would finish the
+                // tenant, so the one this run began is removed again and the slug is free.
+                Err(error @ Error::BadRequest(_)) if existing.is_none() => {
+                    if let Err(cleanup) = super::lifecycle::delete(state, &slug_text).await {
+                        tracing::warn!(tenant = %slug_text, error = %cleanup, "a copy that did not fit was not removed");
+                    }
+                    Err(error)
+                }
+                Err(error) => Err(error),
+            }
         }),
     )
     .await?;

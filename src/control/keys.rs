@@ -138,7 +138,7 @@ async fn rotate(state: &AppState, tenant: &TenantRecord) -> Result<KeysRotated> 
         }
         if !state.registry.advance_credentials(tenant, &to.key).await? {
             return Err(Error::Conflict(
-                "the tenant's keys were rotated by another run at the same moment".into(),
+                "the tenant's keys were rotated, or its database moved, by another run at the same moment; try again".into(),
             ));
         }
         tracing::info!(

@@ -150,6 +150,14 @@ pub async fn delete(state: &AppState, slug: &str) -> Result<()> {
         .reserve_for_control(&tenant, server.deletion_connections())
         .await?;
     let _building = server.lock_build(&tenant).await?;
+    // Moved meanwhile (a move holds this lock until it is done): its database is elsewhere now.
+    let now = find(state, slug).await?;
+    if now.server != tenant.server || now.database != tenant.database {
+        return Err(Error::Conflict(format!(
+            "tenant {} moved to server {} meanwhile; delete it again",
+            tenant.slug, now.server
+        )));
+    }
     state
         .registry
         .set_status(&tenant, Status::Deleting, None)

@@ -32,6 +32,6 @@ pub use migrate::{migrate_file, migrate_tenant};
 pub use provision::{provision, Contents, IfExists, Owner, ProvisionRequest};
 pub use relocate::move_tenant;
 pub use runs::runs;
-pub use snapshot::FENCE_MESSAGE;
+pub use snapshot::{Column, Kind as ColumnKind, Table, FENCE_MESSAGE};
 pub use stats::{measure_all, stats, usage, TenantStats};
 pub use support::{support_session, SupportRequest, SupportSession, MAX_TTL_SECS, REASON_MAX};

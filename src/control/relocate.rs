@@ -6,11 +6,12 @@
 //!    failure so far leaves the tenant where it was, the new copy removed.
 //! 2. The final switch: one transaction on the old copy holds its writers off (SQLite's write
 //!    lock; PostgreSQL's `EXCLUSIVE` table locks, which let reads on), reads it again, loads that
-//!    into the new copy (replacing step 1's), checks it by reading it back, *fences* the old copy
-//!    (triggers that refuse every write with `503` and `Retry-After`), and points the registry
-//!    row at the new copy (every router is told, and `tenant.moved` is in the webhook outbox in
-//!    the same registry transaction) before it commits. A write that was waiting on
-//!    the lock then meets the fence, never a copy that no longer counts.
+//!    into the new copy (replacing step 1's), checks it by reading it back, and *fences* the old
+//!    copy (triggers that refuse every write with `503` and `Retry-After`), all committed
+//!    together; then the registry row is pointed at the new copy (every router is told, and
+//!    `tenant.moved` is in the webhook outbox in the same registry transaction). A write that was
+//!    waiting on the lock meets the fence, never a copy that no longer counts. Should the
+//!    registry refuse, the fence is taken down and the tenant stays where it was.
 //! 3. The old copy is dropped, after a short grace for routers still reading it.
 //!
 //! Both servers' build locks are held throughout, so no provisioning run, deletion, restore or
@@ -209,48 +210,47 @@ async fn fill_and_switch(
         // Online: the bulk of the copy, while the tenant is served as usual.
         let first = snapshot::take(&old, from).await?;
         snapshot::replace(&into, to, &first).await?;
-        // The switch, under the old copy's write lock.
+        // The switch: under the old copy's write lock, the last copy and the fence, committed
+        // together; only then the registry.
         let mut conn = old.acquire().await?;
         let started = std::time::Instant::now();
         snapshot::begin_exclusive(&mut conn, from).await?;
-        let switched = async {
+        let fenced = async {
             let last = snapshot::read(&mut conn, from).await?;
             snapshot::replace(&into, to, &last).await?;
             snapshot::fence(&mut conn, from).await?;
-            let moved = Event::new(
-                EventType::Moved,
-                tenant,
-                json!({
-                    "from": { "server": tenant.server, "database": tenant.database },
-                    "to": { "server": new.server, "database": new.database },
-                }),
-            );
-            let relocated = state
-                .registry
-                .relocate(tenant, &new.server, &new.database, &[moved])
-                .await?;
-            if !relocated {
-                return Err(Error::Conflict(format!(
-                    "tenant {} was moved, or its keys rotated, by another run during the move; try again",
-                    tenant.slug
-                )));
-            }
             Ok(snapshot::row_count(&last))
         }
         .await;
-        match switched {
-            Ok(rows) => {
-                // The registry already points at the new copy: a commit that fails here only
-                // leaves the old copy unfenced, and it is dropped next.
-                if let Err(error) = snapshot::end(&mut conn, true).await {
-                    tracing::warn!(tenant = %tenant.slug, %error, "the old copy's fence did not commit");
-                }
+        let rows = match fenced {
+            Ok(rows) => rows,
+            Err(error) => {
+                let _ = snapshot::end(&mut conn, false).await;
+                return Err(error);
+            }
+        };
+        // Committed, the fence turns away every write to the old copy (503, to be retried),
+        // the ones that waited on the lock too, until the registry names the new copy: no
+        // write lands in a copy that no longer counts.
+        snapshot::end(&mut conn, true).await?;
+        match point_registry_at(state, tenant, new).await {
+            Ok(()) => {
                 let held = started.elapsed();
                 tracing::info!(tenant = %tenant.slug, rows, switch_ms = held.as_millis() as u64, "tenant switched to its new copy");
                 Ok(held)
             }
             Err(error) => {
-                let _ = snapshot::end(&mut conn, false).await;
+                // Still served from the old copy: take the fence down again.
+                let unfenced = async {
+                    snapshot::begin_exclusive(&mut conn, from).await?;
+                    let done = snapshot::unfence(&mut conn, from).await;
+                    snapshot::end(&mut conn, done.is_ok()).await?;
+                    done
+                }
+                .await;
+                if let Err(stuck) = unfenced {
+                    tracing::error!(tenant = %tenant.slug, error = %stuck, "the old copy stays fenced: its writes answer 503 until the move is run again");
+                }
                 Err(error)
             }
         }
@@ -259,6 +259,38 @@ async fn fill_and_switch(
     old.close().await;
     into.close().await;
     result
+}
+
+/// Points the registry row at the new copy (compare-and-set, with `tenant.moved` in the same
+/// transaction). A write whose answer was lost may still have committed: the row says.
+async fn point_registry_at(
+    state: &AppState,
+    tenant: &TenantRecord,
+    new: &TenantRecord,
+) -> Result<()> {
+    let moved = Event::new(
+        EventType::Moved,
+        tenant,
+        json!({
+            "from": { "server": tenant.server, "database": tenant.database },
+            "to": { "server": new.server, "database": new.database },
+        }),
+    );
+    match state
+        .registry
+        .relocate(tenant, &new.server, &new.database, &[moved])
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Conflict(format!(
+            "tenant {} was moved, or its keys rotated, by another run during the move; try again",
+            tenant.slug
+        ))),
+        Err(error) => match state.registry.load(&tenant.slug).await {
+            Ok(Some(now)) if now.server == new.server && now.database == new.database => Ok(()),
+            _ => Err(error),
+        },
+    }
 }
 
 async fn note_in_audit_log(state: &AppState, moved: &TenantRecord, before: &TenantRecord) {

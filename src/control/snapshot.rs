@@ -242,9 +242,15 @@ pub async fn begin_read(conn: &mut AnyConnection, dialect: Dialect) -> Result<()
     Ok(())
 }
 
+/// How long taking [`begin_exclusive`]'s locks may wait for writes already running: as long
+/// as a SQLite writer waits for another's lock (sqlx's busy timeout, the request path's
+/// `BUSY_WAIT`).
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts a transaction that holds every writer off until it ends, readers not: SQLite's
 /// `BEGIN IMMEDIATE` (the database's write lock), and on PostgreSQL an `EXCLUSIVE` lock on
-/// every table. Writes already running are waited for; later ones wait for this to end.
+/// every table. Writes already running are waited for, at most [`LOCK_WAIT`]; later ones
+/// wait for this to end.
 pub async fn begin_exclusive(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
     match dialect {
         Dialect::Sqlite => {
@@ -252,6 +258,11 @@ pub async fn begin_exclusive(conn: &mut AnyConnection, dialect: Dialect) -> Resu
         }
         Dialect::Postgres => {
             (&mut *conn).execute("BEGIN").await?;
+            // Not a wait without end behind a long transaction, with every writer queued
+            // behind this one meanwhile: a lock not had in time fails the switch (503).
+            (&mut *conn)
+                .execute(format!("SET LOCAL lock_timeout = '{}ms'", LOCK_WAIT.as_millis()).as_str())
+                .await?;
             let names = shapes(conn, dialect).await?;
             let names: Vec<String> = names
                 .iter()
@@ -281,10 +292,12 @@ pub const FENCE_MESSAGE: &str = "silo: this tenant database has moved";
 /// [`FENCE_MESSAGE`]), inside the caller's transaction: the old copy of a moved tenant, so a
 /// write that reaches it after the move cannot succeed there and be lost.
 pub async fn fence(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
+    // A fence an earlier, interrupted move left is replaced.
+    unfence(conn, dialect).await?;
     let tables = shapes(conn, dialect).await?;
     if dialect == Dialect::Postgres {
         let function = format!(
-            "CREATE OR REPLACE FUNCTION silo_fence() RETURNS trigger LANGUAGE plpgsql AS
+            "CREATE FUNCTION silo_fence() RETURNS trigger LANGUAGE plpgsql AS
              $fence$ BEGIN RAISE EXCEPTION '{FENCE_MESSAGE}' USING ERRCODE = '55000'; END $fence$"
         );
         (&mut *conn).execute(function.as_str()).await?;
@@ -300,11 +313,11 @@ pub async fn fence(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
                 (&mut *conn).execute(trigger.as_str()).await?;
             }
             Dialect::Sqlite => {
-                for (operation, suffix) in [("INSERT", "i"), ("UPDATE", "u"), ("DELETE", "d")] {
+                for (operation, suffix) in FENCED {
                     let trigger = format!(
-                        "CREATE TRIGGER \"silo_fence_{}_{suffix}\" BEFORE {operation} ON {name}
+                        "CREATE TRIGGER {} BEFORE {operation} ON {name}
                          BEGIN SELECT RAISE(ABORT, '{FENCE_MESSAGE}'); END",
-                        table.name
+                        sqlite_fence(&table.name, suffix)?
                     );
                     (&mut *conn).execute(trigger.as_str()).await?;
                 }
@@ -314,13 +327,53 @@ pub async fn fence(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
     Ok(())
 }
 
+/// The statements a SQLite fence refuses, each with its trigger's suffix.
+const FENCED: [(&str, &str); 3] = [("INSERT", "i"), ("UPDATE", "u"), ("DELETE", "d")];
+
+fn sqlite_fence(table: &str, suffix: &str) -> Result<String> {
+    identifier(&format!("silo_fence_{table}_{suffix}"))
+}
+
+/// Takes a [`fence`] down again, in the caller's transaction: a move that fenced the old
+/// copy but could not point the registry at the new one leaves the tenant served from the old.
+/// Nothing to take down is fine.
+pub async fn unfence(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
+    for table in shapes(conn, dialect).await? {
+        match dialect {
+            Dialect::Postgres => {
+                let drop = format!(
+                    "DROP TRIGGER IF EXISTS silo_fence ON {}",
+                    identifier(&table.name)?
+                );
+                (&mut *conn).execute(drop.as_str()).await?;
+            }
+            Dialect::Sqlite => {
+                for (_, suffix) in FENCED {
+                    let drop = format!(
+                        "DROP TRIGGER IF EXISTS {}",
+                        sqlite_fence(&table.name, suffix)?
+                    );
+                    (&mut *conn).execute(drop.as_str()).await?;
+                }
+            }
+        }
+    }
+    if dialect == Dialect::Postgres {
+        (&mut *conn)
+            .execute("DROP FUNCTION IF EXISTS silo_fence()")
+            .await?;
+    }
+    Ok(())
+}
+
 /// Replaces the whole contents of the database on `conn` with `tables`, inside the caller's
 /// transaction, and reads it back to check it holds exactly them.
 ///
 /// Every table of the database is emptied (children first), then each snapshot table is
 /// filled (parents first), by column name: a snapshot taken at an older schema loads into a
-/// newer one whose added columns have defaults. A table or column the database does not have
-/// is refused (`400 bad_request`) and the caller's transaction is to be rolled back.
+/// newer one whose added columns have defaults. A table or column the database does not have,
+/// or of another kind, is refused (`400 bad_request`) and the caller's transaction is to be
+/// rolled back.
 pub async fn load(conn: &mut AnyConnection, dialect: Dialect, tables: &[Table]) -> Result<()> {
     let mut have = shapes(conn, dialect).await?;
     for table in tables {
@@ -330,10 +383,25 @@ pub async fn load(conn: &mut AnyConnection, dialect: Dialect, tables: &[Table]) 
                 table.name
             )));
         };
-        for column in &table.columns {
-            if !target.columns.iter().any(|c| c.name == column.name) {
+        for (at, column) in table.columns.iter().enumerate() {
+            let Some(own) = target.columns.iter().find(|c| c.name == column.name) else {
                 return Err(Error::BadRequest(format!(
                     "the snapshot has a column {}.{} that this tenant schema does not",
+                    table.name, column.name
+                )));
+            };
+            if own.kind != column.kind {
+                return Err(Error::BadRequest(format!(
+                    "column {}.{} is {} in the snapshot, {} in this tenant schema",
+                    table.name,
+                    column.name,
+                    column.kind.as_str(),
+                    own.kind.as_str()
+                )));
+            }
+            if table.columns[..at].iter().any(|c| c.name == column.name) {
+                return Err(Error::BadRequest(format!(
+                    "column {}.{} is in the snapshot twice",
                     table.name, column.name
                 )));
             }
@@ -396,8 +464,10 @@ pub fn replace<'a>(
 
 async fn replace_now(pool: &sqlx::AnyPool, dialect: Dialect, tables: &[Table]) -> Result<()> {
     let mut conn = pool.acquire().await?;
+    // SQLite checks foreign keys at the commit, so the tables' order does not matter there;
+    // PostgreSQL's are checked at once, in the order the schema made the tables.
     let begin = match dialect {
-        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Sqlite => "BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON",
         Dialect::Postgres => "BEGIN",
     };
     (&mut *conn).execute(begin).await?;

@@ -96,43 +96,40 @@ impl Invitation {
         max_users: Option<u64>,
     ) -> Result<User> {
         let mut tx = conn.begin().await?;
-        let row = sql::query(
-            &format!(
+        let accepted = async {
+            let row = sql::query(&format!(
                 "UPDATE invitations SET accepted_at = $1
                  WHERE token_hash = $2 AND accepted_at IS NULL AND expires_at > $1 AND {INVITER_STILL_RANKS}
                  RETURNING email, role"
-            ),
-        )
-        .bind(clock::now_ms())
-        .bind(secret_token::hash(raw))
-        .fetch_optional(&mut tx)
-        .await?
-        .ok_or(REJECTED)?;
-        let email: String = row.try_get("email")?;
-        let role: String = row.try_get("role")?;
-        let email = Email::parse(&email)
-            .map_err(|_| anyhow::anyhow!("invitation row has an invalid email"))?;
-        let role: Role = role
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invitation row has an unknown role"))?;
-        let room =
+            ))
+            .bind(clock::now_ms())
+            .bind(secret_token::hash(raw))
+            .fetch_optional(&mut tx)
+            .await?
+            .ok_or(REJECTED)?;
+            let email: String = row.try_get("email")?;
+            let role: String = row.try_get("role")?;
+            let email = Email::parse(&email)
+                .map_err(|_| anyhow::anyhow!("invitation row has an invalid email"))?;
+            let role: Role = role
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invitation row has an unknown role"))?;
             crate::usage::ensure_room_within(&mut tx, max_users, crate::usage::Counted::Users)
-                .await;
-        if let Err(refused) = room {
-            tx.rollback().await?;
-            return Err(refused);
+                .await?;
+            User::create(
+                &mut tx,
+                NewUser {
+                    email: &email,
+                    name,
+                    password_hash,
+                    role,
+                },
+            )
+            .await
         }
-        let user = User::create(
-            &mut tx,
-            NewUser {
-                email: &email,
-                name,
-                password_hash,
-                role,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(user)
+        .await;
+        // Rolled back at once on a failure: the invitation's row lock and the quota's lock go
+        // with the transaction.
+        tx.finish(accepted).await
     }
 }

@@ -201,10 +201,7 @@ impl Registry {
     /// See [`RegistryStore::advance_credentials`]; every router forgets the row, so each
     /// reads the new version on its next request.
     pub async fn advance_credentials(&self, record: &TenantRecord, key_id: &str) -> Result<bool> {
-        let moved = self
-            .store
-            .advance_credentials(record.id, record.credentials_version, key_id)
-            .await?;
+        let moved = self.store.advance_credentials(record, key_id).await?;
         self.changed(record, &[]).await;
         Ok(moved)
     }

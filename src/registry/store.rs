@@ -251,16 +251,21 @@ impl RegistryStore {
 
     /// Moves the tenant's credentials from version `from` to `from + 1` under master key
     /// `key_id`; false when its version was no longer `from` (another rotation came first).
-    pub async fn advance_credentials(&self, id: TenantId, from: i64, key_id: &str) -> Result<bool> {
+    pub async fn advance_credentials(&self, record: &TenantRecord, key_id: &str) -> Result<bool> {
+        let from = record.credentials_version;
+        // Still where the role's password was changed: a move that switched meanwhile made
+        // the new copy's role with the old password, and this rotation does not count.
         let done = sqlx::query(
             "UPDATE tenants SET credentials_version = $1, credentials_key = $2, updated_at = $3
-             WHERE id = $4 AND credentials_version = $5",
+             WHERE id = $4 AND credentials_version = $5 AND server = $6 AND database_name = $7",
         )
         .bind(from + 1)
         .bind(key_id)
         .bind(clock::now_ms())
-        .bind(id.to_string())
+        .bind(record.id.to_string())
         .bind(from)
+        .bind(&record.server)
+        .bind(&record.database)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

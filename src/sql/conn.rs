@@ -146,6 +146,20 @@ impl Transaction<'_> {
         }
     }
 
+    /// Commits when `result` is `Ok`, else rolls back at once (see [`Transaction::rollback`]);
+    /// answers `result`.
+    pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(value) => self.commit().await.map(|()| value),
+            Err(error) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::warn!(error = %rollback, "a transaction was not rolled back");
+                }
+                Err(error)
+            }
+        }
+    }
+
     pub async fn commit(mut self) -> Result<()> {
         match self.0.take() {
             Some(Open::Local { conn, _queued }) => Ok(conn.commit()?),

@@ -78,7 +78,7 @@ async fn create_api_token(
         .map_err(|m| Error::field("scopes", m))?;
     scopes.sort();
     scopes.dedup();
-    state.usage.ensure_space(&state, &db.tenant).await?;
+    state.usage.ensure_space(&db).await?;
     let days = match body.expires_in_days {
         None => None,
         Some(days @ 1..=fields::API_TOKEN_MAX_DAYS) => Some(days as u32),

@@ -113,28 +113,27 @@ async fn signup(
         Some(name) => validate_name("name", name)?,
         None => email.local_part().to_owned(),
     };
-    state.usage.ensure_space(&state, &db.tenant).await?;
+    state.usage.ensure_space(&db).await?;
     let password_hash = state.passwords.hash(db.tenant.id, &body.password).await?;
     let user = {
         let mut conn = db.conn().await?;
         let mut tx = conn.begin().await?;
-        if let Err(refused) = usage::ensure_room(&state, &db.tenant, &mut tx, Counted::Users).await
-        {
-            tx.rollback().await?;
-            return Err(refused);
+        let created = async {
+            usage::ensure_room(&state, &db.tenant, &mut tx, Counted::Users).await?;
+            User::create(
+                &mut tx,
+                NewUser {
+                    email: &email,
+                    name: &name,
+                    password_hash: &password_hash,
+                    role: Role::Member,
+                },
+            )
+            .await
         }
-        let user = User::create(
-            &mut tx,
-            NewUser {
-                email: &email,
-                name: &name,
-                password_hash: &password_hash,
-                role: Role::Member,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        user
+        .await;
+        // Rolled back at once on a failure (an email taken): the quota's lock goes with it.
+        tx.finish(created).await?
     };
     tracing::info!(user = %user.id, "signed up");
     audit::record(

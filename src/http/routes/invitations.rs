@@ -69,10 +69,7 @@ async fn create_invitation(
             "this email is already a member of this tenant".into(),
         ));
     }
-    db.state()
-        .usage
-        .ensure_space(db.state(), &db.tenant)
-        .await?;
+    db.state().usage.ensure_space(&db).await?;
     let (invitation, token) =
         Invitation::create(&mut *db.conn().await?, &email, role, &actor.id).await?;
     let details = json!({ "email": email, "role": role, "invitation_id": invitation.id });
@@ -130,7 +127,7 @@ async fn accept_invitation(
     });
     // Hashing takes tens of milliseconds: the tenant's other requests may use the connection.
     db.release().await;
-    state.usage.ensure_space(&state, &db.tenant).await?;
+    state.usage.ensure_space(&db).await?;
     let max_users = crate::usage::limit(&state, &db.tenant, crate::usage::Counted::Users);
     let password_hash = state.passwords.hash(db.tenant.id, &body.password).await?;
     let user = Invitation::accept(

@@ -135,32 +135,28 @@ async fn create_project(
         created_at: now,
         updated_at: now,
     };
-    db.state()
-        .usage
-        .ensure_space(db.state(), &db.tenant)
-        .await?;
+    db.state().usage.ensure_space(&db).await?;
     let mut conn = db.conn().await?;
     let mut tx = conn.begin().await?;
-    if let Err(refused) =
-        usage::ensure_room(db.state(), &db.tenant, &mut tx, Counted::Projects).await
-    {
-        tx.rollback().await?;
-        return Err(refused);
+    let inserted = async {
+        usage::ensure_room(db.state(), &db.tenant, &mut tx, Counted::Projects).await?;
+        sql::query(concat!(
+            "INSERT INTO projects (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&project.id)
+        .bind(&project.name)
+        .bind(&project.description)
+        .bind(&project.owner_id)
+        .bind(project.created_at)
+        .bind(project.updated_at)
+        .execute(&mut tx)
+        .await
     }
-    sql::query(concat!(
-        "INSERT INTO projects (",
-        columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6)"
-    ))
-    .bind(&project.id)
-    .bind(&project.name)
-    .bind(&project.description)
-    .bind(&project.owner_id)
-    .bind(project.created_at)
-    .bind(project.updated_at)
-    .execute(&mut tx)
-    .await?;
-    tx.commit().await?;
+    .await;
+    // Rolled back at once on a failure: the quota's lock goes with the transaction.
+    tx.finish(inserted).await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
 

@@ -319,6 +319,14 @@ async fn a_clone_starts_as_a_copy_with_its_own_id_role_and_keys() {
         .await;
     assert_eq!(runs.body[0]["kind"], "clone", "{}", runs.body);
     assert_eq!(runs.body[0]["detail"]["from"], "acme");
+    let runs_of_staging = || async {
+        app.admin(Method::GET, "/admin/v1/tenants/acme-staging/runs", None)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len()
+    };
 
     // Refusals, each leaving no tenant behind.
     let refused = [
@@ -359,6 +367,8 @@ async fn a_clone_starts_as_a_copy_with_its_own_id_role_and_keys() {
         .assert_error(409, "conflict");
     let slugs = super::slugs(&app, "").await;
     assert_eq!(slugs, ["acme", "acme-staging"]);
+    // The clone into a taken slug was refused before it started: no run of acme-staging's.
+    assert_eq!(runs_of_staging().await, 1);
 }
 
 #[test]
@@ -454,4 +464,40 @@ async fn a_backup_that_does_not_fit_the_schema_is_refused_whole() {
         .as_str()
         .unwrap()
         .contains("no_such_column"));
+
+    // A column of another kind is refused too.
+    let mut retyped = silo::control::Backup::parse(&file).unwrap();
+    let users = retyped
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "users")
+        .unwrap();
+    let created = users
+        .columns
+        .iter()
+        .position(|c| c.name == "created_at")
+        .unwrap();
+    users.columns[created].kind = silo::control::ColumnKind::Text;
+    for row in &mut users.rows {
+        row[created] = json!("not a number");
+    }
+    app.admin(Method::POST, "/admin/v1/tenants/acme/suspend", None)
+        .await;
+    let refused = restore(&app, "acme", &retyped.to_file()).await;
+    refused.assert_error(400, "bad_request");
+    assert!(
+        refused.body.to_string().contains("created_at"),
+        "{}",
+        refused.body
+    );
+
+    // Under a new slug, what does not fit leaves no tenant behind, and the slug free.
+    restore(&app, "acme-bad", &parsed.to_file())
+        .await
+        .assert_error(400, "bad_request");
+    app.admin(Method::GET, "/admin/v1/tenants/acme-bad", None)
+        .await
+        .assert_error(404, "not_found");
+    let good = restore(&app, "acme-bad", &file).await;
+    assert_eq!(good.status, 201, "{}", good.body);
 }
