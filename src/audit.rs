@@ -96,6 +96,26 @@ pub async fn record_or_log(
     }
 }
 
+/// What an operator did to a tenant, written to its audit log from the control path through
+/// the tenant's pool; the operation stands if it cannot be written, and the failure is logged.
+pub async fn note_operator_action(
+    state: &crate::state::AppState,
+    tenant: &crate::tenant::TenantRecord,
+    action: &str,
+    details: Value,
+) {
+    let conn = match state.pools.get(tenant).await {
+        Ok(pool) => pool.acquire().await.map_err(crate::error::Error::from),
+        Err(error) => Err(error),
+    };
+    match conn {
+        Ok(mut conn) => record_or_log(&mut conn, action, Actor::Operator, None, details).await,
+        Err(error) => {
+            tracing::warn!(tenant = %tenant.slug, %error, action, "not written to the audit log")
+        }
+    }
+}
+
 /// Entries newest first, after the cursor `after`.
 pub async fn list(
     conn: &mut TenantConn,

@@ -26,7 +26,7 @@ use super::{
     snapshot::{self, Column, Dialect, Kind, Table},
 };
 use crate::{
-    audit::{self, Actor},
+    audit,
     backend::ControlRole,
     clock,
     error::{Error, Result},
@@ -308,7 +308,13 @@ pub async fn backup(state: &AppState, slug: &str) -> Result<Backup> {
                 tables,
             };
             let rows = snapshot::row_count(&backup.tables);
-            note_in_audit_log(state, &tenant, "tenant.backed_up", json!({ "rows": rows })).await;
+            audit::note_operator_action(
+                state,
+                &tenant,
+                "tenant.backed_up",
+                json!({ "rows": rows }),
+            )
+            .await;
             Ok((backup, json!({ "rows": rows })))
         }),
     )
@@ -408,7 +414,7 @@ async fn restore_in_place(
             pool.close().await;
             loaded?;
             let rows = snapshot::row_count(&backup.tables);
-            note_in_audit_log(
+            audit::note_operator_action(
                 state,
                 &tenant,
                 "tenant.restored",
@@ -517,24 +523,8 @@ async fn copy_into_new(
     } else {
         "tenant.restored"
     };
-    note_in_audit_log(state, &made, action, json!({ "rows": rows })).await;
+    audit::note_operator_action(state, &made, action, json!({ "rows": rows })).await;
     Ok(made)
-}
-
-/// Writes `action` to the tenant's own audit log; the run stands if it cannot.
-async fn note_in_audit_log(state: &AppState, tenant: &TenantRecord, action: &str, details: Value) {
-    let conn = match state.pools.get(tenant).await {
-        Ok(pool) => pool.acquire().await.map_err(Error::from),
-        Err(error) => Err(error),
-    };
-    match conn {
-        Ok(mut conn) => {
-            audit::record_or_log(&mut conn, action, Actor::Operator, None, details).await
-        }
-        Err(error) => {
-            tracing::warn!(tenant = %tenant.slug, %error, action, "not written to the audit log")
-        }
-    }
 }
 
 #[cfg(test)]

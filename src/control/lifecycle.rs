@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::{
-    audit::{self, Actor},
+    audit,
     error::{Error, Result},
     state::AppState,
     tenant::{Domain, Slug, Status, TenantId, TenantRecord},
@@ -92,30 +92,12 @@ async fn transition(
     }
     tracing::info!(tenant = %tenant.slug, status = %to, "tenant status changed");
     // The tenant's own audit log says so too; the status change stands even if it cannot.
-    let conn = match state.pools.get(&tenant).await {
-        Ok(pool) => pool.acquire().await.map_err(Error::from),
-        Err(error) => Err(error),
+    let action = if to == Status::Suspended {
+        "tenant.suspended"
+    } else {
+        "tenant.resumed"
     };
-    match conn {
-        Ok(mut conn) => {
-            let action = if to == Status::Suspended {
-                "tenant.suspended"
-            } else {
-                "tenant.resumed"
-            };
-            audit::record_or_log(
-                &mut conn,
-                action,
-                Actor::Operator,
-                None,
-                json!({ "from": from, "to": to }),
-            )
-            .await;
-        }
-        Err(error) => {
-            tracing::warn!(tenant = %tenant.slug, %error, "status change not written to the audit log")
-        }
-    }
+    audit::note_operator_action(state, &tenant, action, json!({ "from": from, "to": to })).await;
     find(state, slug).await
 }
 

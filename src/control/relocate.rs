@@ -26,7 +26,7 @@ use super::{
     snapshot::{self, Dialect},
 };
 use crate::{
-    audit::{self, Actor},
+    audit,
     backend::{BuildLock, ControlRole, Server},
     error::{Error, Result},
     state::AppState,
@@ -150,7 +150,8 @@ async fn relocate(
     release(source_lock);
     release(target_lock);
     let moved = lifecycle::find(state, tenant.slug.as_str()).await?;
-    note_in_audit_log(state, &moved, tenant).await;
+    let details = json!({ "from": tenant.server, "to": moved.server });
+    audit::note_operator_action(state, &moved, "tenant.moved", details).await;
     Ok((moved, switch))
 }
 
@@ -290,23 +291,5 @@ async fn point_registry_at(
             Ok(Some(now)) if now.server == new.server && now.database == new.database => Ok(()),
             _ => Err(error),
         },
-    }
-}
-
-async fn note_in_audit_log(state: &AppState, moved: &TenantRecord, before: &TenantRecord) {
-    let details = json!({ "from": before.server, "to": moved.server });
-    match state.pools.get(moved).await {
-        Ok(pool) => match pool.acquire().await {
-            Ok(mut conn) => {
-                audit::record_or_log(&mut conn, "tenant.moved", Actor::Operator, None, details)
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(tenant = %moved.slug, %error, "the move was not written to the audit log")
-            }
-        },
-        Err(error) => {
-            tracing::warn!(tenant = %moved.slug, %error, "the move was not written to the audit log")
-        }
     }
 }

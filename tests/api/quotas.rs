@@ -23,22 +23,13 @@ fn with_quota_plans(settings: &mut silo::Settings) {
 }
 
 async fn tenant_on(app: &TestApp, slug: &str, plan: &str) -> crate::helpers::Session {
-    let made = app
-        .admin(
-            Method::POST,
-            "/admin/v1/tenants",
-            Some(json!({
-                "slug": slug,
-                "plan": plan,
-                "owner_email": format!("owner@{slug}.test"),
-                "owner_password": "owner-password",
-            })),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{}", made.body);
-    app.tenant(slug)
-        .login(&format!("owner@{slug}.test"), "owner-password")
-        .await
+    app.create_tenant_with_owner_and(
+        slug,
+        &format!("owner@{slug}.test"),
+        "owner-password",
+        json!({ "plan": plan }),
+    )
+    .await
 }
 
 #[track_caller]

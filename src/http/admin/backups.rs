@@ -2,13 +2,7 @@
 //! backup file, a backup file back into a tenant, the database moved to another server, and the
 //! lifecycle runs recorded for it.
 
-use axum::{
-    body::Body,
-    extract::State,
-    http::{header, StatusCode},
-    response::{IntoResponse, Response},
-    Json,
-};
+use axum::{body::Body, extract::State, http::StatusCode, response::Response, Json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -81,17 +75,7 @@ async fn backup_tenant(
         "{slug}-{}.silo-backup.jsonl",
         clock::rfc3339(backup.taken_at).replace(':', "")
     );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        backup.to_file(),
-    )
-        .into_response())
+    Ok(super::export::ndjson_download(&name, backup.to_file()))
 }
 
 /// Restores a backup file (the request body, as `backup` wrote it) into the tenant it was

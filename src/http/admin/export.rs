@@ -32,16 +32,23 @@ async fn export_tenant(
     Path(slug): Path<String>,
 ) -> Result<Response> {
     let lines = control::export(&state, &slug).await?;
-    let body = lines.join("\n") + "\n";
-    Ok((
+    Ok(ndjson_download(
+        &format!("{slug}.jsonl"),
+        lines.join("\n") + "\n",
+    ))
+}
+
+/// JSON lines to be saved as `filename` (an export, a backup).
+pub(super) fn ndjson_download(filename: &str, body: String) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{slug}.jsonl\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }

@@ -175,7 +175,23 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> super::Session {
-        let body = json!({ "slug": slug, "owner_email": email, "owner_password": password });
+        self.create_tenant_with_owner_and(slug, email, password, json!({}))
+            .await
+    }
+
+    /// [`TestApp::create_tenant_with_owner`] with more of the request's fields (a `server`,
+    /// a `plan`).
+    pub async fn create_tenant_with_owner_and(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+        fields: Value,
+    ) -> super::Session {
+        let mut body = json!({ "slug": slug, "owner_email": email, "owner_password": password });
+        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+            body.extend(fields);
+        }
         let reply = self
             .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body))
             .await;
@@ -194,6 +210,17 @@ impl TestApp {
             );
         }
         self.tenant(slug).login(email, password).await
+    }
+
+    /// Puts tenant `slug` in `status` behind the API's back: a status a test cannot reach at
+    /// will through it (`provisioning`, `migrating`).
+    pub async fn force_status(&self, slug: &str, status: silo::tenant::Status) {
+        let record = silo::control::find(&self.state, slug).await.unwrap();
+        self.state
+            .registry
+            .set_status(&record, status, None)
+            .await
+            .unwrap();
     }
 
     /// Stops the server as SIGTERM would.

@@ -356,12 +356,8 @@ async fn a_clone_starts_as_a_copy_with_its_own_id_role_and_keys() {
             .await
             .assert_error(code, error);
     }
-    let record = silo::control::find(&app.state, "acme").await.unwrap();
-    app.state
-        .registry
-        .set_status(&record, silo::tenant::Status::Provisioning, None)
-        .await
-        .unwrap();
+    app.force_status("acme", silo::tenant::Status::Provisioning)
+        .await;
     super::create(&app, json!({ "slug": "copy-four", "from": "acme" }))
         .await
         .assert_error(409, "conflict");

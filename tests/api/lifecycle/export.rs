@@ -180,12 +180,8 @@ async fn a_suspended_tenant_can_be_exported_and_bad_targets_are_refused() {
     assert!(status == 404 || status == 400, "{status} {body:?}");
 
     // A tenant still provisioning has nothing whole to export.
-    let record = silo::control::find(&app.state, "acme").await.unwrap();
-    app.state
-        .registry
-        .set_status(&record, silo::tenant::Status::Provisioning, None)
-        .await
-        .unwrap();
+    app.force_status("acme", silo::tenant::Status::Provisioning)
+        .await;
     let (status, _, body) = export(&app, "acme").await;
     assert_eq!(status, 409, "{body:?}");
     assert_eq!(body[0]["error"]["code"], "conflict");

@@ -60,20 +60,13 @@ async fn on_cluster(cluster: &Cluster, database: &str) -> bool {
 
 /// Tenant `slug` on server `local` (not where placement would put it), and its owner's session.
 async fn on_local(app: &TestApp, slug: &str) -> Session {
-    let made = super::create(
-        app,
-        json!({
-            "slug": slug,
-            "server": "local",
-            "owner_email": format!("owner@{slug}.test"),
-            "owner_password": "owner-password",
-        }),
+    app.create_tenant_with_owner_and(
+        slug,
+        &format!("owner@{slug}.test"),
+        "owner-password",
+        json!({ "server": "local" }),
     )
-    .await;
-    assert_eq!(made.status, 201, "{}", made.body);
-    app.tenant(slug)
-        .login(&format!("owner@{slug}.test"), "owner-password")
-        .await
+    .await
 }
 
 async fn project_names(app: &TestApp, slug: &str, token: &str) -> BTreeSet<String> {
@@ -328,20 +321,13 @@ async fn a_move_that_cannot_be_made_leaves_the_tenant_where_it_was() {
     assert_eq!(runs[0]["status"], "failed");
 
     // Only an active or suspended tenant moves.
-    let record = silo::control::find(&app.state, "acme").await.unwrap();
-    app.state
-        .registry
-        .set_status(&record, silo::tenant::Status::Provisioning, None)
-        .await
-        .unwrap();
+    app.force_status("acme", silo::tenant::Status::Provisioning)
+        .await;
     move_to(&app, "acme", "files")
         .await
         .assert_error(409, "conflict");
-    app.state
-        .registry
-        .set_status(&record, silo::tenant::Status::Suspended, None)
-        .await
-        .unwrap();
+    app.force_status("acme", silo::tenant::Status::Suspended)
+        .await;
     let moved = move_to(&app, "acme", "files").await;
     assert_eq!(moved.status, 200, "{}", moved.body);
     assert_eq!(moved.body["status"], "suspended");
