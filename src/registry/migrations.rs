@@ -3,7 +3,7 @@
 //! main cost after the migrations themselves, and on SQLite every write of one waited behind
 //! the others' for the registry's one write lock.
 
-use sqlx::Row;
+use sqlx::{any::AnyRow, Row};
 
 use super::{
     outbox::{insert_deliveries, Outgoing},
@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     clock,
-    error::Result,
+    error::{Error, Result},
     tenant::{Status, TenantId},
 };
 
@@ -37,30 +37,7 @@ impl RegistryStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = placeholders(4, ids.len());
-        let update = format!(
-            "UPDATE tenants SET status = 'migrating', updated_at = $1
-             WHERE (status = $2 OR status = $3 OR status = 'migrating') AND id IN ({list})"
-        );
-        let mut tx = self.pool.begin().await?;
-        let mut query = sqlx::query(&update)
-            .bind(clock::now_ms())
-            .bind(CLAIMED_FROM[0].as_str())
-            .bind(CLAIMED_FROM[1].as_str());
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        query.execute(&mut *tx).await?;
-        let select = format!(
-            "SELECT id, status FROM tenants WHERE id IN ({})",
-            placeholders(1, ids.len())
-        );
-        let mut query = sqlx::query(&select);
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let rows = retry_deadlocks(|| self.claim(ids)).await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
@@ -81,6 +58,48 @@ impl RegistryStore {
         ended: &[(TenantId, MigrationEnd)],
         out: &Outgoing<'_>,
     ) -> Result<()> {
+        // In one order on every router: two runs recording at once then lock rows alike.
+        let mut ended = ended.to_vec();
+        ended.sort_by_key(|(id, _)| *id);
+        retry_deadlocks(|| self.record_ends(&ended, out)).await?;
+        Ok(())
+    }
+
+    /// [`RegistryStore::begin_migrations`]'s one transaction.
+    async fn claim(&self, ids: &[TenantId]) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let list = placeholders(4, ids.len());
+        let update = format!(
+            "UPDATE tenants SET status = 'migrating', updated_at = $1
+                 WHERE (status = $2 OR status = $3 OR status = 'migrating') AND id IN ({list})"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut query = sqlx::query(&update)
+            .bind(clock::now_ms())
+            .bind(CLAIMED_FROM[0].as_str())
+            .bind(CLAIMED_FROM[1].as_str());
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut *tx).await?;
+        let select = format!(
+            "SELECT id, status FROM tenants WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(&select);
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// [`RegistryStore::end_migrations`]'s one transaction.
+    async fn record_ends(
+        &self,
+        ended: &[(TenantId, MigrationEnd)],
+        out: &Outgoing<'_>,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let now = clock::now_ms();
         for (id, end) in ended {
@@ -114,6 +133,28 @@ impl RegistryStore {
         insert_deliveries(&mut tx, out).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Runs a registry transaction again (twice at most) when PostgreSQL chose it as a deadlock's
+/// victim: two fan-outs at once claim and record overlapping tenants, and a retry of the whole
+/// transaction is the remedy the server expects.
+async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("40P01") && tries < 2 =>
+            {
+                tries += 1;
+                tracing::debug!("a registry transaction was a deadlock's victim; again");
+            }
+            done => return done.map_err(Error::from),
+        }
     }
 }
 

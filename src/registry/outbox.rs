@@ -15,7 +15,7 @@ pub struct Outgoing<'a> {
 pub(super) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     out: &Outgoing<'_>,
-) -> Result<()> {
+) -> std::result::Result<(), sqlx::Error> {
     let now = clock::now_ms();
     for event in out.events {
         for url in out.urls {
