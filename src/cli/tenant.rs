@@ -249,7 +249,7 @@ async fn execute(
         } => {
             if measure {
                 let (measured, failed) = control::measure_all(state, 4).await?;
-                eprintln!("measured {measured} tenants; {failed} could not be");
+                eprintln!("measured {measured} of {} tenants", measured + failed);
             }
             let sort = crate::registry::UsageSort::parse(&sort)
                 .ok_or_else(|| Error::field("sort", "unknown"))?;

@@ -287,7 +287,7 @@ fn the_cli_lists_usage_and_measures_first_when_asked() {
     let listed = cli.run(&["tenant", "usage", "--measure", "--sort", "database_bytes"]);
     listed.assert_code(0);
     assert!(
-        listed.stderr.contains("measured 2 tenants"),
+        listed.stderr.contains("measured 2 of 2 tenants"),
         "{}",
         listed.stderr
     );
