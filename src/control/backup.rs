@@ -294,7 +294,7 @@ pub async fn backup(state: &AppState, slug: &str) -> Result<Backup> {
         tenant.id,
         tenant.slug.as_str(),
         json!({}),
-        Box::pin(async {
+        async {
             let tables = read_tenant(state, &tenant).await?;
             let backup = Backup {
                 tenant: BackupOf {
@@ -316,7 +316,7 @@ pub async fn backup(state: &AppState, slug: &str) -> Result<Backup> {
             )
             .await;
             Ok((backup, json!({ "rows": rows })))
-        }),
+        },
     )
     .await
 }
@@ -385,7 +385,7 @@ async fn restore_in_place(
         tenant.id,
         tenant.slug.as_str(),
         asked,
-        Box::pin(async {
+        async {
             let server = state.servers.of(&tenant)?;
             // The build lock's session and the load's own connection.
             let _room = state
@@ -422,7 +422,7 @@ async fn restore_in_place(
             )
             .await;
             Ok((now, json!({ "rows": rows })))
-        }),
+        },
     )
     .await
 }
@@ -502,7 +502,7 @@ async fn copy_into_new(
         id,
         &slug_text,
         asked,
-        Box::pin(async {
+        async {
             match provision(state, request, if_exists).await {
                 Ok(made) => Ok((made, json!({ "rows": rows }))),
                 // Contents that do not fit this schema (`400`): no re-run would finish the
@@ -515,7 +515,7 @@ async fn copy_into_new(
                 }
                 Err(error) => Err(error),
             }
-        }),
+        },
     )
     .await?;
     let action = if kind == "clone" {

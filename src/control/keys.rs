@@ -163,7 +163,7 @@ async fn rotate(state: &AppState, tenant: &TenantRecord) -> Result<KeysRotated> 
         tenant.id,
         tenant.slug.as_str(),
         asked,
-        Box::pin(work),
+        work,
     )
     .await
 }

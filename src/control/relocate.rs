@@ -83,14 +83,14 @@ pub async fn move_tenant(state: &AppState, slug: &str, to: &str) -> Result<Tenan
         tenant.id,
         tenant.slug.as_str(),
         asked,
-        Box::pin(async move {
+        async move {
             let (moved, switch) = relocate(state, &record, &target, to).await?;
             let report = json!({
                 "database": moved.database,
                 "switch_ms": switch.as_millis() as u64,
             });
             Ok((moved, report))
-        }),
+        },
     )
     .await
 }

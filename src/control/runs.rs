@@ -3,25 +3,22 @@
 //! what was done to a tenant, when, and why a run failed (`GET /admin/v1/tenants/{slug}/runs`,
 //! `silo tenant runs`).
 
-use std::{future::Future, pin::Pin};
+use std::future::Future;
 
 use serde_json::{Map, Value};
 
 use crate::{clock, error::Result, registry::LifecycleRun, state::AppState, tenant::TenantId};
 
-/// A run's work: boxed, so the futures of the runs that await it stay provably `Send`.
-pub type Work<'a, T> = Pin<Box<dyn Future<Output = Result<(T, Value)>> + Send + 'a>>;
-
 /// Runs `work` as a run of `kind` on the tenant `tenant_id` (`slug`), recorded with what was `asked` and, once it
 /// ends, what `work` reports beside its result, or its error. A run that cannot be recorded
 /// is not started; an end that cannot be recorded is logged, and the result stands.
-pub async fn recorded<'a, T>(
+pub async fn recorded<T>(
     state: &AppState,
     kind: &str,
     tenant_id: TenantId,
     slug: &str,
     asked: Value,
-    work: Work<'a, T>,
+    work: impl Future<Output = Result<(T, Value)>>,
 ) -> Result<T> {
     let run = LifecycleRun {
         id: uuid::Uuid::now_v7().to_string(),

@@ -10,7 +10,6 @@
 //! The format is the same on both backends (text and integer columns, the tenant schema's
 //! portable subset), so a snapshot of a SQLite tenant loads into a PostgreSQL one and back.
 
-use futures::future::BoxFuture;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Executor, Row};
@@ -451,18 +450,7 @@ pub async fn load(conn: &mut AnyConnection, dialect: Dialect, tables: &[Table]) 
 
 /// Replaces the database's contents with `tables` in one transaction of its own on a
 /// control connection (see [`load`]): all of it, or on any failure nothing.
-///
-/// Boxed, as is [`take`]: a future that drives sqlx's executors through `&mut` connections is
-/// otherwise too general for the compiler to prove `Send` where a caller spawns it.
-pub fn replace<'a>(
-    pool: &'a sqlx::AnyPool,
-    dialect: Dialect,
-    tables: &'a [Table],
-) -> BoxFuture<'a, Result<()>> {
-    Box::pin(replace_now(pool, dialect, tables))
-}
-
-async fn replace_now(pool: &sqlx::AnyPool, dialect: Dialect, tables: &[Table]) -> Result<()> {
+pub async fn replace(pool: &sqlx::AnyPool, dialect: Dialect, tables: &[Table]) -> Result<()> {
     let mut conn = pool.acquire().await?;
     // SQLite checks foreign keys at the commit, so the tables' order does not matter there;
     // PostgreSQL's are checked at once, in the order the schema made the tables.
@@ -478,11 +466,7 @@ async fn replace_now(pool: &sqlx::AnyPool, dialect: Dialect, tables: &[Table]) -
 }
 
 /// Reads the whole database in one snapshot on a control connection (see [`begin_read`]).
-pub fn take(pool: &sqlx::AnyPool, dialect: Dialect) -> BoxFuture<'_, Result<Vec<Table>>> {
-    Box::pin(take_now(pool, dialect))
-}
-
-async fn take_now(pool: &sqlx::AnyPool, dialect: Dialect) -> Result<Vec<Table>> {
+pub async fn take(pool: &sqlx::AnyPool, dialect: Dialect) -> Result<Vec<Table>> {
     let mut conn = pool.acquire().await?;
     begin_read(&mut conn, dialect).await?;
     let tables = read(&mut conn, dialect).await;

@@ -38,6 +38,20 @@ pub(super) async fn insert_deliveries(
     Ok(())
 }
 
+/// Ends a compare-and-set's transaction: commits it, with `out`'s rows if the row `changed`
+/// (an event only for a change that happened); answers `changed`.
+pub(super) async fn commit_noting(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    changed: bool,
+    out: &Outgoing<'_>,
+) -> std::result::Result<bool, sqlx::Error> {
+    if changed {
+        insert_deliveries(&mut tx, out).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 impl RegistryStore {
     /// Records a migration on open at `version` with `out`, only if the row was behind it:
     /// of two routers migrating one tenant on open, one records it. True when this one did.
@@ -57,12 +71,7 @@ impl RegistryStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let moved = done.rows_affected() > 0;
-        if moved {
-            insert_deliveries(&mut tx, out).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        Ok(commit_noting(tx, done.rows_affected() > 0, out).await?)
     }
 }
 

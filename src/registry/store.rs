@@ -5,7 +5,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use anyhow::Context;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
-use super::outbox::{insert_deliveries, Outgoing};
+use super::outbox::{commit_noting, insert_deliveries, Outgoing};
 use crate::{
     clock,
     database::{self, PoolShape},
@@ -199,12 +199,7 @@ impl RegistryStore {
         .bind(from.get(2).copied().unwrap_or(""))
         .execute(&mut *tx)
         .await?;
-        let moved = done.rows_affected() > 0;
-        if moved {
-            insert_deliveries(&mut tx, out).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        Ok(commit_noting(tx, done.rows_affected() > 0, out).await?)
     }
 
     /// Points the tenant at its database's new place, only if it is still where `from` says,
@@ -231,12 +226,7 @@ impl RegistryStore {
         .bind(from.2)
         .execute(&mut *tx)
         .await?;
-        let moved = done.rows_affected() > 0;
-        if moved {
-            insert_deliveries(&mut tx, out).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        Ok(commit_noting(tx, done.rows_affected() > 0, out).await?)
     }
 
     pub async fn set_schema_version(&self, id: TenantId, version: i64) -> Result<()> {

@@ -32,7 +32,8 @@ pub struct TenantUsage {
 }
 
 /// What the fleet view sorts by, largest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum UsageSort {
     Requests,
     Users,

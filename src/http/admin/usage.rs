@@ -20,23 +20,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Tenants listed at most.
 const MAX_LISTED: u32 = 1000;
 
-/// What the fleet view sorts by (as the document names it; parsed as [`UsageSort`]).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum SortBy {
-    Requests,
-    Users,
-    Projects,
-    DatabaseBytes,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UsageQuery {
     /// `requests` (the default), `users`, `projects` or `database_bytes`: largest first,
     /// tenants never measured last.
-    #[param(value_type = Option<SortBy>)]
+    #[param(value_type = Option<UsageSort>, inline)]
     sort: Option<String>,
     /// Tenants listed, 1 to 1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
